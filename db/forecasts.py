@@ -1,0 +1,107 @@
+"""Forecast runs and their rows: one transaction per run, idempotent per model and input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, insert, select, text
+
+from db.schema import forecast_runs, forecasts
+
+FORECAST_COLUMNS = ("series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper")
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    """What a forecast run records besides its rows."""
+
+    model_name: str
+    model_version: str
+    mlflow_run_id: str
+    horizon: int
+    issued_at: dt.datetime
+    input_sha256: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WrittenRun:
+    """The outcome of :func:`write_forecast_run`."""
+
+    run_id: int
+    rows: int
+    created: bool
+
+
+def write_forecast_run(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
+    """Write a run and all its rows in one transaction, so readers never see half a run.
+
+    A run with the same model name, version and input hash as an earlier one is not written
+    again; the earlier run is returned with ``created=False``.
+    """
+    missing = [c for c in FORECAST_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"forecast rows lack columns {missing}")
+    with engine.begin() as conn:
+        prior = conn.execute(
+            select(forecast_runs.c.run_id).where(
+                forecast_runs.c.model_name == run.model_name,
+                forecast_runs.c.model_version == run.model_version,
+                forecast_runs.c.input_sha256 == run.input_sha256,
+            )
+        ).scalar_one_or_none()
+        if prior is not None:
+            n = conn.execute(
+                select(func.count()).select_from(forecasts).where(forecasts.c.run_id == prior)
+            ).scalar_one()
+            return WrittenRun(run_id=prior, rows=int(n), created=False)
+        run_id = conn.execute(
+            insert(forecast_runs).returning(forecast_runs.c.run_id),
+            {
+                "model_name": run.model_name,
+                "model_version": run.model_version,
+                "mlflow_run_id": run.mlflow_run_id,
+                "horizon": run.horizon,
+                "issued_at": run.issued_at,
+                "created_at": dt.datetime.now(dt.UTC),
+                "input_sha256": run.input_sha256,
+                "n_series": int(rows["series_id"].nunique()),
+                "details": run.details,
+            },
+        ).scalar_one()
+        records = [
+            {
+                "run_id": run_id,
+                "series_id": r.series_id,
+                "ts": r.ts.to_pydatetime(),
+                "step": int(r.step),
+                "yhat": float(r.yhat),
+                "yhat_lower": None if pd.isna(r.yhat_lower) else float(r.yhat_lower),
+                "yhat_upper": None if pd.isna(r.yhat_upper) else float(r.yhat_upper),
+            }
+            for r in rows[list(FORECAST_COLUMNS)].itertuples(index=False)
+        ]
+        if records:
+            conn.execute(insert(forecasts), records)
+    return WrittenRun(run_id=run_id, rows=len(records), created=True)
+
+
+def read_view(engine: Engine, view: str, series_id: str | None = None) -> pd.DataFrame:
+    """Read one of the analysts' views (``latest_forecasts``, ``forecast_vs_actual``)."""
+    if view not in ("latest_forecasts", "forecast_vs_actual"):
+        raise ValueError(f"unknown view {view!r}")
+    sql = f"SELECT * FROM {view}"  # view is one of two literals above, never user text
+    params: dict[str, Any] = {}
+    if series_id is not None:
+        sql += " WHERE series_id = :series_id"
+        params["series_id"] = series_id
+    sql += " ORDER BY series_id, ts"
+    with engine.connect() as conn:
+        frame = pd.read_sql(text(sql), conn, params=params)
+    for col in ("ts", "issued_at", "created_at"):
+        if col in frame.columns:
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+    return frame

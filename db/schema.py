@@ -1,0 +1,143 @@
+"""Tables of the seqcast database (SQLAlchemy Core). Migrations create them; see migrations/."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC: ``timestamptz`` on PostgreSQL, fixed-width text on SQLite.
+
+    Naive datetimes are refused on the way in (they are ambiguous); values come back aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if hasattr(value, "to_pydatetime"):
+            value = value.to_pydatetime()
+        if value.tzinfo is None:
+            raise ValueError(f"naive timestamp {value!r}: seqcast stores timezone-aware UTC")
+        value = value.astimezone(dt.UTC)
+        # SQLite compares text: drop tzinfo so every value has the same fixed-width format.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+series = Table(
+    "series",
+    metadata,
+    Column("series_id", String(200), primary_key=True),
+    Column("kind", String(50), nullable=False),
+    Column("freq", String(20), nullable=False),
+    Column("unit", String(50)),
+    Column("source", String(200)),
+    Column("active", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("series_id", String(200), ForeignKey("series.series_id"), primary_key=True),
+    Column("ts", UTCDateTime, primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+)
+
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("batch_id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(500), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("received", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("inserted", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "content_sha256", name="uq_ingest_batches_source_content"),
+)
+
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id"), primary_key=True),
+    Column("row_number", BigInteger, primary_key=True),
+    Column("series_id", Text),
+    Column("ts", Text),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+)
+
+forecast_runs = Table(
+    "forecast_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("mlflow_run_id", String(64), nullable=False),
+    Column("horizon", Integer, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("input_sha256", String(64), nullable=False),
+    Column("n_series", Integer, nullable=False),
+    Column("details", JSON),
+    UniqueConstraint(
+        "model_name", "model_version", "input_sha256", name="uq_forecast_runs_model_input"
+    ),
+)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("forecast_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("series_id", String(200), ForeignKey("series.series_id"), primary_key=True),
+    Column("ts", UTCDateTime, primary_key=True),
+    Column("step", Integer, nullable=False),
+    Column("yhat", Float, nullable=False),
+    Column("yhat_lower", Float),
+    Column("yhat_upper", Float),
+    Index("ix_forecasts_series_ts", "series_id", "ts"),
+)
+
+VIEW_NAMES = ("latest_forecasts", "forecast_vs_actual")

@@ -1,0 +1,134 @@
+"""Row-level validation of incoming observations against the data contract.
+
+Every received row ends up either accepted or rejected with a reason, so that
+``accepted + rejected == received`` holds for every batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_COLUMNS = ("series_id", "ts", "value")
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """The outcome of validating one batch: accepted rows and rejected rows with reasons."""
+
+    accepted: pd.DataFrame  # series_id: str, ts: datetime64[ns, UTC], value: float, row_number
+    rejected: pd.DataFrame  # row_number, series_id, ts, value (as received, text), reason
+
+    @property
+    def received(self) -> int:
+        return len(self.accepted) + len(self.rejected)
+
+
+def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.Series, pd.Series]:
+    """Parse ISO-like timestamps to UTC; return (parsed, reason-or-empty) per row."""
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    reasons = pd.Series("", index=text.index, dtype=object)
+    stripped = text.fillna("").astype(str).str.strip()
+    empty = stripped == ""
+    reasons[empty] = "empty timestamp"
+    # Offsets are detected per row, so mixed-offset files are handled row by row.
+    has_offset = stripped.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
+    aware_idx = stripped.index[~empty & has_offset]
+    naive_idx = stripped.index[~empty & ~has_offset]
+    if len(aware_idx):
+        parsed.loc[aware_idx] = pd.to_datetime(
+            stripped[aware_idx], utc=True, errors="coerce", format="ISO8601"
+        )
+    if len(naive_idx):
+        if assume_timezone is None:
+            reasons[naive_idx] = (
+                "timestamp has no UTC offset; write it as ISO 8601 with an offset "
+                "(e.g. 2024-01-01T00:00:00+00:00) or pass a timezone to assume"
+            )
+        else:
+            naive = pd.to_datetime(stripped[naive_idx], errors="coerce", format="ISO8601")
+            localized = naive.dt.tz_localize(
+                assume_timezone, ambiguous="NaT", nonexistent="NaT"
+            ).dt.tz_convert("UTC")
+            parsed.loc[naive_idx] = localized
+    unparsed = parsed.isna() & (reasons == "")
+    reasons[unparsed] = "unparseable timestamp " + stripped[unparsed].str.slice(0, 60).map(repr)
+    return parsed, reasons
+
+
+def validate_observations(
+    raw: pd.DataFrame,
+    known_series: set[str],
+    assume_timezone: str | None = None,
+) -> ValidatedBatch:
+    """Validate a raw long frame of text columns ``series_id, ts, value, row_number``.
+
+    Args:
+        raw: rows as received; ``row_number`` is the 1-based line or record number in the source.
+        known_series: series ids declared in the database (others are rejected).
+        assume_timezone: IANA zone for timestamps without an offset; None rejects them.
+
+    Returns:
+        The accepted rows (typed) and rejected rows (as received) with a reason each.
+    """
+    frame = raw.reset_index(drop=True)
+    reasons = pd.Series("", index=frame.index, dtype=object)
+
+    sid = frame["series_id"].fillna("").astype(str).str.strip()
+    reasons[sid == ""] = "empty series_id"
+    unknown = (sid != "") & ~sid.isin(known_series)
+    reasons[unknown & (reasons == "")] = (
+        "unknown series " + sid[unknown].map(repr) + "; declare it first (seqcast ingest --kind --freq)"
+    )
+
+    ts, ts_reasons = _parse_timestamps(frame["ts"], assume_timezone)
+    reasons = reasons.where(reasons != "", ts_reasons)
+
+    value_text = frame["value"].fillna("").astype(str).str.strip()
+    value = pd.to_numeric(value_text, errors="coerce")
+    bad_value = value.isna() | ~np.isfinite(value.fillna(0.0).to_numpy())
+    reasons[bad_value & (value_text == "") & (reasons == "")] = "empty value"
+    reasons[bad_value & (reasons == "")] = (
+        "value " + value_text[bad_value & (reasons == "")].str.slice(0, 40).map(repr)
+        + " is not a finite number"
+    )
+
+    ok = reasons == ""
+    # Duplicate keys inside the batch: identical repeats keep the first row; conflicting values
+    # are all rejected because no single one can be trusted.
+    keyed = pd.DataFrame(
+        {"series_id": sid, "ts": ts, "value": value, "row_number": frame["row_number"]}
+    )[ok]
+    if len(keyed):
+        grp = keyed.groupby(["series_id", "ts"], sort=False)
+        n_distinct = grp["value"].transform("nunique")
+        conflict_idx = keyed.index[n_distinct > 1]
+        reasons[conflict_idx] = "conflicting values for the same series_id and ts in this batch"
+        repeat_mask = keyed.duplicated(["series_id", "ts"], keep="first") & (n_distinct == 1)
+        first_row = grp["row_number"].transform("first")
+        rep_idx = keyed.index[repeat_mask]
+        reasons[rep_idx] = "duplicate of row " + first_row[rep_idx].astype(str)
+    ok = reasons == ""
+
+    accepted = pd.DataFrame(
+        {
+            "series_id": sid[ok].to_numpy(dtype=object),
+            "ts": ts[ok].to_numpy(),
+            "value": value[ok].astype(float).to_numpy(),
+            "row_number": frame.loc[ok, "row_number"].to_numpy(dtype=np.int64),
+        }
+    )
+    accepted["ts"] = pd.to_datetime(accepted["ts"], utc=True)
+    bad = ~ok
+    rejected = pd.DataFrame(
+        {
+            "row_number": frame.loc[bad, "row_number"].to_numpy(dtype=np.int64),
+            "series_id": frame.loc[bad, "series_id"].astype(object).to_numpy(),
+            "ts": frame.loc[bad, "ts"].astype(object).to_numpy(),
+            "value": frame.loc[bad, "value"].astype(object).to_numpy(),
+            "reason": reasons[bad].to_numpy(dtype=object),
+        }
+    )
+    return ValidatedBatch(accepted=accepted, rejected=rejected)

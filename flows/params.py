@@ -1,0 +1,161 @@
+"""Flow parameters as pydantic models: Prefect validates them before any work starts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from forecasting.forecaster import ForecasterSpec
+from forecasting.models import RecurrentForecasterConfig
+from forecasting.panel import PanelConfig
+from forecasting.training import TrainConfig
+
+
+class ModelGroup(BaseModel):
+    """A set of series that share one global model, and how to train it.
+
+    The group's registered model in MLflow is ``seqcast-<name>``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,60}$")
+    series_kind: str | None = Field(None, description="train on active series of this kind")
+    series_ids: list[str] | None = Field(None, description="or on exactly these series")
+    cells: list[Literal["lstm", "gru", "rnn"]] = Field(default_factory=lambda: ["lstm", "gru"], min_length=1)
+    window: int = Field(48, ge=2, le=10_000)
+    horizon: int = Field(12, ge=1, le=1_000)
+    season_length: int = Field(24, ge=1, le=10_000)
+    hidden_size: int = Field(64, ge=1, le=4096)
+    num_layers: int = Field(2, ge=1, le=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    max_epochs: int = Field(20, ge=1, le=1000)
+    batch_size: int = Field(256, ge=1, le=65_536)
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    clip_norm: float = Field(1.0, gt=0.0)
+    patience: int = Field(3, ge=1)
+    windows_per_epoch: int | None = Field(8192, ge=1)
+    val_size: int = Field(480, ge=1)
+    test_size: int = Field(96, ge=1)
+    max_fill: int = Field(3, ge=0)
+    interval: float = Field(0.9, gt=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> ModelGroup:
+        if (self.series_kind is None) == (self.series_ids is None):
+            raise ValueError("give exactly one of series_kind or series_ids")
+        if self.test_size < self.horizon:
+            raise ValueError("test_size must be at least one horizon")
+        return self
+
+    @property
+    def registered_model(self) -> str:
+        return f"seqcast-{self.name}"
+
+    def spec(self, cell: str) -> ForecasterSpec:
+        """The forecasting layer's frozen config for one cell type."""
+        return ForecasterSpec(
+            model=RecurrentForecasterConfig(
+                cell=cell,  # type: ignore[arg-type]
+                window=self.window,
+                horizon=self.horizon,
+                hidden_size=self.hidden_size,
+                num_layers=self.num_layers,
+                dropout=self.dropout,
+            ),
+            train=TrainConfig(
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                clip_norm=self.clip_norm,
+                patience=self.patience,
+                windows_per_epoch=self.windows_per_epoch,
+                seed=self.seed,
+            ),
+            panel=PanelConfig(max_fill=self.max_fill, test_size=self.test_size, val_size=self.val_size),
+            season_length=self.season_length,
+            interval=self.interval,
+        )
+
+
+def default_groups() -> list[ModelGroup]:
+    """The demo's groups: the glucose sensor and the daily stock prices."""
+    return [
+        ModelGroup(
+            name="glucose",
+            series_kind="sensor",
+            window=48,  # 4 hours of 5-minute readings
+            horizon=12,  # the next hour
+            season_length=288,  # one day
+            hidden_size=32,
+            num_layers=1,
+            max_epochs=8,
+            windows_per_epoch=8192,
+            batch_size=128,
+            val_size=2000,
+            test_size=480,
+        ),
+        ModelGroup(
+            name="prices",
+            series_kind="price",
+            window=30,  # six trading weeks
+            horizon=5,  # the next trading week
+            season_length=5,
+            hidden_size=32,
+            num_layers=1,
+            max_epochs=8,
+            windows_per_epoch=8192,
+            batch_size=128,
+            val_size=250,
+            test_size=100,
+        ),
+    ]
+
+
+class IngestParams(BaseModel):
+    """What the ``ingest`` flow loads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(default_factory=list, description="CSV/Parquet files in long format")
+    bundled: list[Literal["glucose", "stocks"]] = Field(default_factory=list)
+    kind: str | None = Field(None, description="declare new series in files with this kind")
+    freq: str | None = Field(None, description="... and this pandas frequency")
+    assume_timezone: str | None = Field(None, description="zone for timestamps without offset")
+
+    @model_validator(mode="after")
+    def _declare_both(self) -> IngestParams:
+        if (self.kind is None) != (self.freq is None):
+            raise ValueError("give kind and freq together to declare new series")
+        return self
+
+
+class TrainParams(BaseModel):
+    """What the ``train-forecasters`` flow trains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
+
+
+class ForecastParams(BaseModel):
+    """What the ``forecast`` flow forecasts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
+    alias: str = "champion"
+
+
+class PipelineParams(BaseModel):
+    """The ``pipeline`` flow: ingest, retrain when due, forecast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ingest: IngestParams = Field(default_factory=IngestParams)
+    groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
+    retrain_after_hours: float = Field(
+        24.0, ge=0.0, description="retrain a group whose champion is older than this (0: always)"
+    )

@@ -1,0 +1,64 @@
+"""Figures logged to MLflow: forecast vs actual, loss curves, gradient norm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: workers have no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def forecast_vs_actual(examples: Sequence[dict[str, Any]], title: str, max_series: int = 4) -> Figure:
+    """History, actual and forecast (with interval band) for the last backtest window."""
+    shown = list(examples)[:max_series]
+    fig, axes = plt.subplots(len(shown) or 1, 1, figsize=(9, 2.6 * max(len(shown), 1)), squeeze=False)
+    for ax, ex in zip(axes[:, 0], shown, strict=False):
+        hist = ex["history"]
+        n = len(hist)
+        future = range(n, n + len(ex["actual"]))
+        ax.plot(range(n), hist, color="0.4", lw=1, label="history")
+        ax.plot(future, ex["actual"], color="black", lw=1.5, label="actual")
+        ax.plot(future, ex["model"], color="tab:blue", lw=1.5, label="forecast")
+        ax.fill_between(future, ex["lower"], ex["upper"], color="tab:blue", alpha=0.2, label="interval")
+        ax.plot(future, ex["seasonal_naive"], color="tab:orange", lw=1, ls="--", label="seasonal naive")
+        ax.set_title(str(ex["series_id"]), fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(history: Sequence[dict[str, float]], title: str) -> Figure:
+    """Train and validation loss per epoch."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (scaled units)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def grad_norms(norms: Sequence[float], clip_norm: float, title: str) -> Figure:
+    """Pre-clip global gradient norm per optimizer step, with the clipping threshold."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(1, len(norms) + 1), norms, lw=0.8)
+    ax.axhline(clip_norm, color="tab:red", ls="--", lw=1, label=f"clip at {clip_norm}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("grad norm (pre-clip)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)
