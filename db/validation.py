@@ -42,17 +42,22 @@ def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.
             stripped[aware_idx], utc=True, errors="coerce", format="ISO8601"
         )
     if len(naive_idx):
+        naive = pd.to_datetime(stripped[naive_idx], errors="coerce", format="ISO8601")
+        parseable = naive.notna()
         if assume_timezone is None:
-            reasons[naive_idx] = (
+            reasons[naive.index[parseable]] = (
                 "timestamp has no UTC offset; write it as ISO 8601 with an offset "
                 "(e.g. 2024-01-01T00:00:00+00:00) or pass a timezone to assume"
             )
         else:
-            naive = pd.to_datetime(stripped[naive_idx], errors="coerce", format="ISO8601")
             localized = naive.dt.tz_localize(
                 assume_timezone, ambiguous="NaT", nonexistent="NaT"
             ).dt.tz_convert("UTC")
             parsed.loc[naive_idx] = localized
+            ambiguous = parseable & localized.isna()
+            reasons[naive.index[ambiguous]] = (
+                f"local time does not exist or is ambiguous in {assume_timezone} (DST change)"
+            )
     unparsed = parsed.isna() & (reasons == "")
     reasons[unparsed] = "unparseable timestamp " + stripped[unparsed].str.slice(0, 60).map(repr)
     return parsed, reasons

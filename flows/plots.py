@@ -26,7 +26,10 @@ def forecast_vs_actual(examples: Sequence[dict[str, Any]], title: str, max_serie
         ax.fill_between(future, ex["lower"], ex["upper"], color="tab:blue", alpha=0.2, label="interval")
         ax.plot(future, ex["seasonal_naive"], color="tab:orange", lw=1, ls="--", label="seasonal naive")
         ax.set_title(str(ex["series_id"]), fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+    if shown:
+        axes[0, 0].legend(fontsize=7, loc="upper left")
+    else:
+        axes[0, 0].text(0.5, 0.5, "no complete backtest window", ha="center", transform=axes[0, 0].transAxes)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -55,8 +55,11 @@ class Candidate:
 
 def _score(summary: dict[str, float]) -> float:
     """Lower is better: mean MASE across series, sMAPE where MASE is undefined."""
-    mase = summary.get("mase", math.nan)
-    return mase if math.isfinite(mase) else summary.get("smape", math.inf)
+    for key in ("mase", "smape"):
+        value = summary.get(key, math.nan)
+        if math.isfinite(value):
+            return value
+    return math.inf  # no backtest window: never better than anything measured
 
 
 def backtest_metrics(bt: BacktestResult) -> dict[str, float]:

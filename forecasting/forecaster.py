@@ -128,7 +128,9 @@ class GlobalForecaster:
         pred = predict(self.model, batch[:, : self.window.window])
         resid = batch[:, self.window.window :] - pred
         alpha = (1.0 - self.spec.interval) / 2.0
-        self.residual_quantiles = np.quantile(resid, [alpha, 1.0 - alpha], axis=0)
+        q = np.quantile(resid, [alpha, 1.0 - alpha], axis=0)
+        # Keep the point forecast inside its own interval even when residuals are biased.
+        self.residual_quantiles = np.stack([np.minimum(q[0], 0.0), np.maximum(q[1], 0.0)])
 
     def _predict_raw(self, i: int, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw-unit inputs [K, W] of scaler series ``i`` -> forecast, lower, upper [K, H]."""

@@ -39,6 +39,7 @@ class TrainConfig:
     windows_per_epoch: int | None = 8192
     max_val_windows: int = 4096
     loss: Literal["mae", "mse", "huber"] = "mae"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
     seed: int = 0
     device: str | None = None
 
@@ -48,6 +49,8 @@ class TrainConfig:
         for name in ("max_epochs", "batch_size", "patience", "max_val_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             raise ValueError("learning_rate and clip_norm must be > 0")
 
@@ -140,9 +143,13 @@ def fit(
     model.to(device)
     data = data.to(device)
     loss_fn = LOSSES[config.loss]()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
+    else:
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
     val_starts = _val_subset(data.val_starts, config.max_val_windows)
     result = TrainResult(device=str(device))

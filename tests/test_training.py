@@ -1,0 +1,94 @@
+"""Training behaviour: clipping bounds the update, loss falls on real data, runs reproduce."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from forecasting.forecaster import ForecasterSpec, GlobalForecaster
+from forecasting.models import RecurrentForecaster, RecurrentForecasterConfig
+from forecasting.panel import PanelConfig
+from forecasting.training import TrainConfig, TrainingDiverged, WindowData, fit
+from forecasting.windows import WindowSpec
+
+
+def _data(values: np.ndarray, spec: WindowSpec) -> WindowData:
+    n = len(values) - spec.span + 1
+    starts = torch.arange(n)
+    return WindowData(torch.as_tensor(values, dtype=torch.float32), starts[: n // 2], starts[n // 2 :], spec)
+
+
+def test_clipping_bounds_the_update_and_records_the_preclip_norm() -> None:
+    spec = WindowSpec(8, 2)
+    model = RecurrentForecaster(RecurrentForecasterConfig(cell="lstm", window=8, horizon=2, hidden_size=8, num_layers=1, level_norm=False))
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    values = np.linspace(0, 1, 200) * 1e4  # targets far from the output: a huge gradient
+    cfg = TrainConfig(max_epochs=1, batch_size=16, windows_per_epoch=16, optimizer="sgd", learning_rate=1.0, clip_norm=0.01, loss="mse")
+    result = fit(model, _data(values, spec), cfg)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    step = float(torch.linalg.vector_norm(after - before))
+    assert result.grad_norms[0] > 100.0  # what the gradient really was
+    assert step <= 0.01 * 1.0001  # what SGD was allowed to do with it: lr * clip_norm
+
+
+def test_non_finite_loss_stops_training_with_a_reason() -> None:
+    spec = WindowSpec(8, 2)
+    values = np.linspace(0, 1, 200)
+    values[50:60] = np.nan
+    model = RecurrentForecaster(RecurrentForecasterConfig(window=8, horizon=2, hidden_size=4, num_layers=1))
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        fit(model, _data(values, spec), TrainConfig(max_epochs=2, windows_per_epoch=None))
+
+
+def _glucose_spec(cell: str, epochs: int = 4) -> ForecasterSpec:
+    return ForecasterSpec(
+        model=RecurrentForecasterConfig(cell=cell, window=36, horizon=6, hidden_size=16, num_layers=1),
+        train=TrainConfig(max_epochs=epochs, windows_per_epoch=2048, batch_size=64, patience=10),
+        panel=PanelConfig(test_size=120, val_size=600),
+        season_length=288,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_loss_goes_down_on_real_glucose_and_beats_naive(glucose: pd.DataFrame, cell: str) -> None:
+    frame = glucose.iloc[-12_000:]
+    forecaster = GlobalForecaster(_glucose_spec(cell))
+    result = forecaster.fit(frame, {"cgm-glucose": "5min"})
+    train_losses = [h["train_loss"] for h in result.history]
+    assert train_losses[-1] < train_losses[0]
+    assert result.best_val_loss <= result.history[0]["val_loss"]
+    bt = forecaster.backtest()
+    assert bt.n_windows > 0
+    assert bt.summary["model"]["mae"] < bt.summary["naive"]["mae"]
+    assert bt.summary["model"]["mae"] < bt.summary["seasonal_naive"]["mae"]
+
+
+@pytest.mark.slow
+def test_same_seed_same_history_and_best_weights_restored(glucose: pd.DataFrame) -> None:
+    frame = glucose.iloc[-6_000:]
+    runs = []
+    for _ in range(2):
+        f = GlobalForecaster(_glucose_spec("gru", epochs=3))
+        runs.append((f.fit(frame, {"cgm-glucose": "5min"}), f))
+    assert runs[0][0].history == runs[1][0].history
+    torch.testing.assert_close(runs[0][1].model.state_dict(), runs[1][1].model.state_dict())
+
+
+def test_stocks_short_series_are_excluded_not_fatal(stocks: pd.DataFrame) -> None:
+    spec = ForecasterSpec(
+        model=RecurrentForecasterConfig(window=20, horizon=5, hidden_size=8, num_layers=1),
+        train=TrainConfig(max_epochs=1, windows_per_epoch=256),
+        panel=PanelConfig(test_size=50, val_size=150),
+        season_length=5,
+    )
+    forecaster = GlobalForecaster(spec)
+    forecaster.fit(stocks, {s: "B" for s in stocks["series_id"].unique()})
+    assert set(forecaster.excluded) == {"stock-FB"}  # 196 trading days, needs 225
+    rows, skipped = forecaster.predict(stocks)
+    assert "stock-FB" in skipped
+    assert set(rows["series_id"]) == {"stock-AAPL", "stock-GOOG", "stock-IBM", "stock-MSFT"}
+    assert (rows.groupby("series_id")["step"].apply(list) == [[1, 2, 3, 4, 5]] * 4).all()
+    assert (rows["yhat_lower"] <= rows["yhat"]).all() and (rows["yhat"] <= rows["yhat_upper"]).all()
