@@ -18,7 +18,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/seqcast demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

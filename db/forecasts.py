@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select, text
 
@@ -72,17 +73,28 @@ def write_forecast_run(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> 
                 "details": run.details,
             },
         ).scalar_one()
+        frame = rows[list(FORECAST_COLUMNS)]
+        lower = frame["yhat_lower"].astype(float)
+        upper = frame["yhat_upper"].astype(float)
         records = [
             {
                 "run_id": run_id,
-                "series_id": r.series_id,
-                "ts": r.ts.to_pydatetime(),
-                "step": int(r.step),
-                "yhat": float(r.yhat),
-                "yhat_lower": None if pd.isna(r.yhat_lower) else float(r.yhat_lower),
-                "yhat_upper": None if pd.isna(r.yhat_upper) else float(r.yhat_upper),
+                "series_id": str(sid),
+                "ts": ts,
+                "step": int(step),
+                "yhat": float(yhat),
+                "yhat_lower": None if np.isnan(lo) else float(lo),
+                "yhat_upper": None if np.isnan(hi) else float(hi),
             }
-            for r in rows[list(FORECAST_COLUMNS)].itertuples(index=False)
+            for sid, ts, step, yhat, lo, hi in zip(
+                frame["series_id"].tolist(),
+                pd.to_datetime(frame["ts"], utc=True).dt.to_pydatetime().tolist(),
+                frame["step"].tolist(),
+                frame["yhat"].astype(float).tolist(),
+                lower.tolist(),
+                upper.tolist(),
+                strict=True,
+            )
         ]
         if records:
             conn.execute(insert(forecasts), records)

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select, text
 
@@ -86,19 +87,29 @@ def _stage_postgres(conn: Connection, accepted: pd.DataFrame) -> None:
         buf, index=False, header=False, date_format="%Y-%m-%dT%H:%M:%S.%f+00:00"
     )
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        with cur.copy("COPY stage_observations (series_id, ts, value) FROM STDIN (FORMAT csv)") as cp:
-            cp.write(buf.getvalue())
+    copy_sql = "COPY stage_observations (series_id, ts, value) FROM STDIN (FORMAT csv)"
+    with raw.cursor() as cur, cur.copy(copy_sql) as cp:  # type: ignore[union-attr]
+        cp.write(buf.getvalue())
 
 
 def _stage_sqlite(conn: Connection, accepted: pd.DataFrame) -> None:
     conn.execute(
-        text("CREATE TEMP TABLE IF NOT EXISTS stage_observations (series_id TEXT, ts TEXT, value REAL)")
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS stage_observations "
+            "(series_id TEXT, ts TEXT, value REAL)"
+        )
     )
     conn.execute(text("DELETE FROM stage_observations"))
-    ts_text = accepted["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.strftime(_SQLITE_TS_FORMAT)
+    ts_text = (
+        accepted["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.strftime(_SQLITE_TS_FORMAT)
+    )
     rows = list(
-        zip(accepted["series_id"].tolist(), ts_text.tolist(), accepted["value"].tolist(), strict=True)
+        zip(
+            accepted["series_id"].tolist(),
+            ts_text.tolist(),
+            accepted["value"].tolist(),
+            strict=True,
+        )
     )
     raw = conn.connection.driver_connection
     raw.executemany(  # type: ignore[union-attr]
@@ -134,6 +145,10 @@ def _merge_staged(conn: Connection, batch_id: int) -> tuple[int, int]:
     return int(inserted), int(updated)
 
 
+def _text_or_none(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def known_series_ids(conn: Connection) -> set[str]:
     """All declared series ids."""
     return set(conn.execute(select(series.c.series_id)).scalars().all())
@@ -163,12 +178,16 @@ def ingest_observations(
     """
     started = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        prior = conn.execute(
-            select(ingest_batches).where(
-                ingest_batches.c.source == source,
-                ingest_batches.c.content_sha256 == content_sha256,
+        prior = (
+            conn.execute(
+                select(ingest_batches).where(
+                    ingest_batches.c.source == source,
+                    ingest_batches.c.content_sha256 == content_sha256,
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if prior is not None:
             return IngestResult(
                 batch_id=prior["batch_id"],
@@ -211,13 +230,13 @@ def ingest_observations(
                 [
                     {
                         "batch_id": batch_id,
-                        "row_number": int(r.row_number),
-                        "series_id": None if pd.isna(r.series_id) else str(r.series_id),
-                        "ts": None if pd.isna(r.ts) else str(r.ts),
-                        "value": None if pd.isna(r.value) else str(r.value),
-                        "reason": r.reason,
+                        "row_number": int(r["row_number"]),
+                        "series_id": _text_or_none(r["series_id"]),
+                        "ts": _text_or_none(r["ts"]),
+                        "value": _text_or_none(r["value"]),
+                        "reason": str(r["reason"]),
                     }
-                    for r in batch.rejected.itertuples(index=False)
+                    for r in batch.rejected.to_dict("records")
                 ],
             )
         conn.execute(
@@ -259,7 +278,9 @@ def list_series(engine: Engine, kind: str | None = None, active_only: bool = Tru
         stmt = stmt.where(series.c.active == 1)
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
-    return pd.DataFrame(rows, columns=["series_id", "kind", "freq", "active", "n_obs", "first_ts", "last_ts"])
+    return pd.DataFrame(
+        rows, columns=["series_id", "kind", "freq", "active", "n_obs", "first_ts", "last_ts"]
+    )
 
 
 def read_observations(engine: Engine, series_ids: list[str]) -> pd.DataFrame:

@@ -85,7 +85,9 @@ def validate_observations(
     reasons[sid == ""] = "empty series_id"
     unknown = (sid != "") & ~sid.isin(known_series)
     reasons[unknown & (reasons == "")] = (
-        "unknown series " + sid[unknown].map(repr) + "; declare it first (seqcast ingest --kind --freq)"
+        "unknown series "
+        + sid[unknown].map(repr)
+        + "; declare it first (seqcast ingest --kind --freq)"
     )
 
     ts, ts_reasons = _parse_timestamps(frame["ts"], assume_timezone)
@@ -96,7 +98,8 @@ def validate_observations(
     bad_value = value.isna() | ~np.isfinite(value.fillna(0.0).to_numpy())
     reasons[bad_value & (value_text == "") & (reasons == "")] = "empty value"
     reasons[bad_value & (reasons == "")] = (
-        "value " + value_text[bad_value & (reasons == "")].str.slice(0, 40).map(repr)
+        "value "
+        + value_text[bad_value & (reasons == "")].str.slice(0, 40).map(repr)
         + " is not a finite number"
     )
 

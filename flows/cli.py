@@ -14,18 +14,17 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from db.engine import DatabaseError
-from flows.errors import SeqcastError
-from forecasting.forecaster import ArtifactError
-from forecasting.panel import PanelError
+from flows.errors import USER_ERRORS, SeqcastError
 
-app = typer.Typer(help="seqcast: scheduled recurrent forecasting (Prefect + MLflow + SQL).", no_args_is_help=True)
+app = typer.Typer(
+    help="seqcast: scheduled recurrent forecasting (Prefect + MLflow + SQL).", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 # Piped output (CI logs, `make demo | tee`) gets wide tables instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 F = TypeVar("F", bound=Callable[..., Any])
-
-USER_ERRORS = (SeqcastError, DatabaseError, PanelError, ArtifactError, ValidationError, FileNotFoundError)
+CLI_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, ValidationError)
 
 
 @app.callback()
@@ -36,6 +35,20 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def _preflight() -> None:
+    """Checks before a flow starts, so a user error never reaches the flow engine."""
+    from db import make_engine
+    from db.migrate import require_current
+    from flows.errors import quiet_user_tracebacks
+
+    engine = make_engine()
+    try:
+        require_current(engine)
+    finally:
+        engine.dispose()
+    quiet_user_tracebacks()
+
+
 def user_errors(fn: F) -> F:
     """Turn errors a user can fix into one line on stderr and exit code 1."""
 
@@ -43,9 +56,11 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            text = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else _pydantic(exc)
-            Console(stderr=True).print(f"[red]error:[/red] {text}", highlight=False)
+        except CLI_ERRORS as exc:
+            text = (
+                str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else _pydantic(exc)
+            )
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {text}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -80,17 +95,25 @@ def db_upgrade() -> None:
     try:
         rev = upgrade(engine)
     except Exception as exc:
-        raise DatabaseError(f"migration failed on {engine.url.render_as_string(hide_password=True)}: {exc}") from exc
+        raise DatabaseError(
+            f"migration failed on {engine.url.render_as_string(hide_password=True)}: {exc}"
+        ) from exc
     console.print(f"database {engine.url.render_as_string(hide_password=True)} at migration {rev}")
 
 
 @app.command()
 @user_errors
 def ingest(
-    paths: list[Path] = typer.Argument(None, help="CSV/Parquet files with columns series_id, ts, value"),
-    bundled: list[str] = typer.Option([], "--bundled", help="bundled real data set: glucose, stocks"),
+    paths: list[Path] = typer.Argument(
+        None, help="CSV/Parquet files with columns series_id, ts, value"
+    ),
+    bundled: list[str] = typer.Option(
+        [], "--bundled", help="bundled real data set: glucose, stocks"
+    ),
     kind: str | None = typer.Option(None, help="declare new series in the files with this kind"),
-    freq: str | None = typer.Option(None, help="... and this pandas frequency (e.g. 5min, h, D, B)"),
+    freq: str | None = typer.Option(
+        None, help="... and this pandas frequency (e.g. 5min, h, D, B)"
+    ),
     assume_timezone: str | None = typer.Option(None, help="zone for timestamps without offset"),
 ) -> None:
     """Load files or bundled data sets; rows failing validation go to rejected_rows."""
@@ -98,35 +121,55 @@ def ingest(
     from flows.params import IngestParams
 
     params = IngestParams(
-        paths=[str(p) for p in paths or []], bundled=bundled, kind=kind, freq=freq,
+        paths=[str(p) for p in paths or []],
+        bundled=bundled,
+        kind=kind,
+        freq=freq,
         assume_timezone=assume_timezone,
     )
     if not params.paths and not params.bundled:
         raise SeqcastError("nothing to ingest: give file paths or --bundled glucose/stocks")
+    _preflight()
     results = ingest_flow(params)
-    _print_rows("ingest", results, ["source", "received", "accepted", "rejected", "inserted", "updated", "already_loaded"])
+    _print_rows(
+        "ingest",
+        results,
+        ["source", "received", "accepted", "rejected", "inserted", "updated", "already_loaded"],
+    )
 
 
 @app.command()
 @user_errors
-def train(group: list[str] = typer.Option(None, "--group", help="model group(s); default all")) -> None:
+def train(
+    group: list[str] = typer.Option(None, "--group", help="model group(s); default all"),
+) -> None:
     """Train, backtest, register and promote the forecasters of each group."""
     from flows.params import TrainParams
     from flows.train import train_forecasters
 
-    summary = train_forecasters(TrainParams(groups=_groups(group)))
+    params = TrainParams(groups=_groups(group))
+    _preflight()
+    summary = train_forecasters(params)
     _print_training(summary)
 
 
 @app.command()
 @user_errors
-def forecast(group: list[str] = typer.Option(None, "--group", help="model group(s); default all")) -> None:
+def forecast(
+    group: list[str] = typer.Option(None, "--group", help="model group(s); default all"),
+) -> None:
     """Forecast every active series with its group's champion and write one run per group."""
     from flows.forecast import forecast as forecast_flow
     from flows.params import ForecastParams
 
-    summary = forecast_flow(ForecastParams(groups=_groups(group)))
-    _print_rows("forecast", [{"group": g, **s} for g, s in summary.items()], ["group", "model", "run_id", "rows", "series", "created", "skipped"])
+    params = ForecastParams(groups=_groups(group))
+    _preflight()
+    summary = forecast_flow(params)
+    _print_rows(
+        "forecast",
+        [{"group": g, **s} for g, s in summary.items()],
+        ["group", "model", "run_id", "rows", "series", "created", "skipped"],
+    )
 
 
 @app.command()
@@ -139,9 +182,11 @@ def pipeline(
     from flows.params import IngestParams, PipelineParams
     from flows.pipeline import pipeline as pipeline_flow
 
-    summary = pipeline_flow(
-        PipelineParams(ingest=IngestParams(bundled=bundled), retrain_after_hours=retrain_after_hours)
+    params = PipelineParams(
+        ingest=IngestParams(bundled=bundled), retrain_after_hours=retrain_after_hours
     )
+    _preflight()
+    summary = pipeline_flow(params)
     _print_training(summary.get("train", {}))
 
 
@@ -182,12 +227,17 @@ def _print_training(summary: dict[str, Any]) -> None:
         for cell, m in s["candidates"].items():
             rows.append(
                 {
-                    "group": group, "model": cell, "version": m["version"],
+                    "group": group,
+                    "model": cell,
+                    "version": m["version"],
                     "MASE": f"{m.get('backtest_mase', float('nan')):.3f}",
                     "sMAPE": f"{m.get('backtest_smape', float('nan')):.2f}",
                     "seasonal-naive MASE": f"{m.get('seasonal_naive_mase', float('nan')):.3f}",
                     "seasonal-naive sMAPE": f"{m.get('seasonal_naive_smape', float('nan')):.2f}",
-                    "champion": "yes" if s["decision"]["promoted"] and s["decision"]["challenger"].startswith(f"{cell} ") else "",
+                    "champion": "yes"
+                    if s["decision"]["promoted"]
+                    and s["decision"]["challenger"].startswith(f"{cell} ")
+                    else "",
                 }
             )
     if rows:
@@ -199,4 +249,4 @@ def main() -> None:  # pragma: no cover - console entry for `python -m flows.cli
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -46,7 +46,9 @@ def run_demo(console: Console) -> dict[str, Any]:
     t0 = time.perf_counter()
     engine = make_engine(settings.database_url)
     rev = upgrade(engine)
-    console.print(f"[bold]database[/bold] {engine.url.render_as_string(hide_password=True)} (migration {rev})")
+    console.print(
+        f"[bold]database[/bold] {engine.url.render_as_string(hide_password=True)} (migration {rev})"
+    )
     console.print(f"[bold]mlflow[/bold]   {settings.mlflow_tracking_uri}")
     summary = pipeline(
         PipelineParams(ingest=IngestParams(bundled=["glucose", "stocks"]), retrain_after_hours=0.0)
@@ -56,8 +58,9 @@ def run_demo(console: Console) -> dict[str, Any]:
     with engine.connect() as conn:
         series = pd.read_sql(
             text(
-                "SELECT s.kind, COUNT(DISTINCT s.series_id) AS series, COUNT(o.ts) AS observations "
-                "FROM series s LEFT JOIN observations o ON o.series_id = s.series_id GROUP BY s.kind"
+                "SELECT s.kind, COUNT(DISTINCT s.series_id) AS series, "
+                "COUNT(o.ts) AS observations FROM series s "
+                "LEFT JOIN observations o ON o.series_id = s.series_id GROUP BY s.kind"
             ),
             conn,
         )
@@ -65,7 +68,14 @@ def run_demo(console: Console) -> dict[str, Any]:
     console.print(_table("Series in the database", series))
     ingest_rows = pd.DataFrame(summary.get("ingest", []))
     if not ingest_rows.empty:
-        console.print(_table("Ingest batches", ingest_rows[["source", "received", "accepted", "rejected", "inserted", "already_loaded"]]))
+        console.print(
+            _table(
+                "Ingest batches",
+                ingest_rows[
+                    ["source", "received", "accepted", "rejected", "inserted", "already_loaded"]
+                ],
+            )
+        )
     models = []
     for group, s in summary.get("train", {}).items():
         for cell, m in s["candidates"].items():
@@ -83,9 +93,15 @@ def run_demo(console: Console) -> dict[str, Any]:
                 }
             )
         d = s["decision"]
-        console.print(f"{group}: champion -> {d['challenger'] if d['promoted'] else 'unchanged'} ({d['reason']})")
+        change = d["challenger"] if d["promoted"] else "unchanged"
+        console.print(f"{group}: champion -> {change} ({d['reason']})")
     if models:
-        console.print(_table("Models (rolling-origin backtest) next to the seasonal-naive baseline", pd.DataFrame(models)))
+        console.print(
+            _table(
+                "Models (rolling-origin backtest) next to the seasonal-naive baseline",
+                pd.DataFrame(models),
+            )
+        )
     written = [
         {"group": g, **{k: s.get(k) for k in ("model", "run_id", "rows", "series", "created")}}
         for g, s in summary.get("forecast", {}).items()

@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from db import make_engine
 from db.forecasts import ForecastRun, WrittenRun, write_forecast_run
 from db.migrate import require_current
+from flows.errors import retry_unless_user_error
 from flows.params import ForecastParams, ModelGroup
 from flows.settings import Settings
 from flows.tracking import configure, get_alias, load_forecaster
@@ -20,7 +21,12 @@ from flows.train import read_group_data
 from forecasting.forecaster import GlobalForecaster
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def resolve_model(group: ModelGroup, alias: str) -> tuple[str, str] | None:
     """(version, MLflow run id) behind ``seqcast-<group>@alias``, or None."""
     from mlflow.tracking import MlflowClient
@@ -29,13 +35,23 @@ def resolve_model(group: ModelGroup, alias: str) -> tuple[str, str] | None:
     return None if version is None else (str(version.version), str(version.run_id))
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def fetch_model(group: ModelGroup, version: str) -> GlobalForecaster:
     """Download and safely load a registered version."""
     return load_forecaster(group.registered_model, version)
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def write_run(database_url: str, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
     """Write the run and its rows in one transaction."""
     engine = make_engine(database_url)
@@ -68,7 +84,10 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
         data = read_group_data(settings.database_url, group)
         rows, skipped = model.predict(data.frame)
         if rows.empty:
-            summary[group.name] = {"skipped": "no series could be forecast", "series_skipped": skipped}
+            summary[group.name] = {
+                "skipped": "no series could be forecast",
+                "series_skipped": skipped,
+            }
             continue
         # The newest observation any forecast in this run used.
         forecast_ids = rows["series_id"].unique()
@@ -85,8 +104,13 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
         written = write_run(settings.database_url, run, rows)
         logger.info(
             "%s: %s v%s -> run %s, %d rows for %d series%s",
-            group.name, group.registered_model, version, written.run_id, written.rows,
-            rows["series_id"].nunique(), "" if written.created else " (same input: existing run kept)",
+            group.name,
+            group.registered_model,
+            version,
+            written.run_id,
+            written.rows,
+            rows["series_id"].nunique(),
+            "" if written.created else " (same input: existing run kept)",
         )
         summary[group.name] = {
             "model": f"{group.registered_model} v{version}",

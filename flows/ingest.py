@@ -9,18 +9,29 @@ from prefect.cache_policies import NO_CACHE
 from db import make_engine
 from db.migrate import require_current
 from db.observations import IngestResult, SeriesSpec, ingest_observations
+from flows.errors import USER_ERRORS, SeqcastError, retry_unless_user_error
 from flows.params import IngestParams
 from flows.settings import Settings
 from flows.sources import RawBatch, bundled, read_file
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def read_source(path: str | None, name: str | None, declare: SeriesSpec | None) -> RawBatch:
     """Read one file or bundled data set into a raw batch."""
     return read_file(path, declare) if path is not None else bundled(name or "")
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def load_batch(database_url: str, batch: RawBatch, assume_timezone: str | None) -> IngestResult:
     """Validate and upsert one batch in one transaction."""
     engine = make_engine(database_url)
@@ -43,19 +54,34 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
     engine.dispose()
     declare = SeriesSpec(params.kind, params.freq) if params.kind and params.freq else None
     results: list[dict[str, object]] = []
-    for path in params.paths:
-        batch = read_source(path, None, declare)
-        results.append(load_batch(settings.database_url, batch, params.assume_timezone).as_dict())
-    for name in params.bundled:
-        batch = read_source(None, name, None)
-        results.append(load_batch(settings.database_url, batch, params.assume_timezone).as_dict())
+    failures: list[str] = []
+    sources = [(p, None, declare) for p in params.paths] + [(None, n, None) for n in params.bundled]
+    for path, name, spec in sources:
+        # One unreadable file must not stop the others from loading.
+        try:
+            batch = read_source(path, name, spec)
+            results.append(
+                load_batch(settings.database_url, batch, params.assume_timezone).as_dict()
+            )
+        except USER_ERRORS as exc:
+            failures.append(str(exc))
     for r in results:
         assert r["accepted"] + r["rejected"] == r["received"]  # type: ignore[operator]
         logger.info(
             "%s: received %s, accepted %s, rejected %s, inserted %s, updated %s%s",
-            r["source"], r["received"], r["accepted"], r["rejected"], r["inserted"], r["updated"],
+            r["source"],
+            r["received"],
+            r["accepted"],
+            r["rejected"],
+            r["inserted"],
+            r["updated"],
             " (already loaded)" if r["already_loaded"] else "",
         )
     if results:
         create_table_artifact(key="ingest-batches", table=results, description="Rows per batch")
+    if failures:
+        raise SeqcastError(
+            f"{len(failures)} of {len(sources)} source(s) could not be loaded "
+            f"(the other {len(results)} were): " + " | ".join(failures)
+        )
     return results

@@ -11,6 +11,12 @@ from forecasting.models import RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
 from forecasting.training import TrainConfig
 
+Cell = Literal["lstm", "gru", "rnn"]
+
+
+def _default_cells() -> list[Cell]:
+    return ["lstm", "gru"]
+
 
 class ModelGroup(BaseModel):
     """A set of series that share one global model, and how to train it.
@@ -23,7 +29,7 @@ class ModelGroup(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,60}$")
     series_kind: str | None = Field(None, description="train on active series of this kind")
     series_ids: list[str] | None = Field(None, description="or on exactly these series")
-    cells: list[Literal["lstm", "gru", "rnn"]] = Field(default_factory=lambda: ["lstm", "gru"], min_length=1)
+    cells: list[Cell] = Field(default_factory=_default_cells, min_length=1)
     window: int = Field(48, ge=2, le=10_000)
     horizon: int = Field(12, ge=1, le=1_000)
     season_length: int = Field(24, ge=1, le=10_000)
@@ -74,7 +80,9 @@ class ModelGroup(BaseModel):
                 windows_per_epoch=self.windows_per_epoch,
                 seed=self.seed,
             ),
-            panel=PanelConfig(max_fill=self.max_fill, test_size=self.test_size, val_size=self.val_size),
+            panel=PanelConfig(
+                max_fill=self.max_fill, test_size=self.test_size, val_size=self.val_size
+            ),
             season_length=self.season_length,
             interval=self.interval,
         )

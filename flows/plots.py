@@ -8,14 +8,18 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: workers have no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
-def forecast_vs_actual(examples: Sequence[dict[str, Any]], title: str, max_series: int = 4) -> Figure:
+def forecast_vs_actual(
+    examples: Sequence[dict[str, Any]], title: str, max_series: int = 4
+) -> Figure:
     """History, actual and forecast (with interval band) for the last backtest window."""
     shown = list(examples)[:max_series]
-    fig, axes = plt.subplots(len(shown) or 1, 1, figsize=(9, 2.6 * max(len(shown), 1)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(shown) or 1, 1, figsize=(9, 2.6 * max(len(shown), 1)), squeeze=False
+    )
     for ax, ex in zip(axes[:, 0], shown, strict=False):
         hist = ex["history"]
         n = len(hist)
@@ -23,13 +27,19 @@ def forecast_vs_actual(examples: Sequence[dict[str, Any]], title: str, max_serie
         ax.plot(range(n), hist, color="0.4", lw=1, label="history")
         ax.plot(future, ex["actual"], color="black", lw=1.5, label="actual")
         ax.plot(future, ex["model"], color="tab:blue", lw=1.5, label="forecast")
-        ax.fill_between(future, ex["lower"], ex["upper"], color="tab:blue", alpha=0.2, label="interval")
-        ax.plot(future, ex["seasonal_naive"], color="tab:orange", lw=1, ls="--", label="seasonal naive")
+        ax.fill_between(
+            future, ex["lower"], ex["upper"], color="tab:blue", alpha=0.2, label="interval"
+        )
+        ax.plot(
+            future, ex["seasonal_naive"], color="tab:orange", lw=1, ls="--", label="seasonal naive"
+        )
         ax.set_title(str(ex["series_id"]), fontsize=9)
     if shown:
         axes[0, 0].legend(fontsize=7, loc="upper left")
     else:
-        axes[0, 0].text(0.5, 0.5, "no complete backtest window", ha="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].text(
+            0.5, 0.5, "no complete backtest window", ha="center", transform=axes[0, 0].transAxes
+        )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

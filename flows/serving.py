@@ -22,7 +22,9 @@ def load_flow(entrypoint: str) -> Any:
 def deployments_from_yaml(prefect_yaml: Path) -> list[Any]:
     """Build runner deployments (name, schedules, parameters, tags) from prefect.yaml."""
     if not prefect_yaml.is_file():
-        raise SeqcastError(f"{prefect_yaml}: not found; run from the project root or pass --prefect-yaml")
+        raise SeqcastError(
+            f"{prefect_yaml}: not found; run from the project root or pass --prefect-yaml"
+        )
     spec = yaml.safe_load(prefect_yaml.read_text()) or {}
     deployments = []
     for dep in spec.get("deployments", []):

@@ -90,7 +90,12 @@ def read_file(path: str | Path, declare: SeriesSpec | None = None) -> RawBatch:
         frame = frame[~blank]
     else:
         raise SeqcastError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
-    return RawBatch(source=source, rows=frame.reset_index(drop=True), content_sha256=_sha256(data), declare=declare)
+    return RawBatch(
+        source=source,
+        rows=frame.reset_index(drop=True),
+        content_sha256=_sha256(data),
+        declare=declare,
+    )
 
 
 def _bokeh_file(name: str) -> bytes:
@@ -98,7 +103,8 @@ def _bokeh_file(name: str) -> bytes:
         return (resources.files("bokeh_sampledata") / "_data" / name).read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise SeqcastError(
-            f"bundled data set file {name} not found: install bokeh_sampledata (pip install seqcast)"
+            f"bundled data set file {name} not found: install bokeh_sampledata "
+            "(it comes with pip install seqcast)"
         ) from exc
 
 
@@ -118,7 +124,10 @@ def bundled_glucose() -> RawBatch:
         }
     )
     return RawBatch(
-        "bundled:glucose", rows, _sha256(data), SeriesSpec("sensor", "5min", "mg/dL", "bokeh_sampledata CGM")
+        "bundled:glucose",
+        rows,
+        _sha256(data),
+        SeriesSpec("sensor", "5min", "mg/dL", "bokeh_sampledata CGM"),
     )
 
 
@@ -135,7 +144,10 @@ def bundled_stocks() -> RawBatch:
         }
     )
     return RawBatch(
-        "bundled:stocks", rows, _sha256(data), SeriesSpec("price", "B", "USD", "bokeh_sampledata stocks")
+        "bundled:stocks",
+        rows,
+        _sha256(data),
+        SeriesSpec("price", "B", "USD", "bokeh_sampledata stocks"),
     )
 
 

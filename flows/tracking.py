@@ -77,7 +77,9 @@ def log_step_metric(client: MlflowClient, run_id: str, key: str, values: list[fl
 @contextmanager
 def child_run(parent_run_id: str, name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     """A nested run under ``parent_run_id`` (explicit, so it is thread-safe)."""
-    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=True, tags=tags) as run:
+    with mlflow.start_run(
+        run_name=name, parent_run_id=parent_run_id, nested=True, tags=tags
+    ) as run:
         yield run
 
 

@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from db import make_engine
 from db.migrate import require_current
 from flows import plots
-from flows.errors import SeqcastError
+from flows.errors import SeqcastError, retry_unless_user_error
 from flows.params import ModelGroup, TrainParams
 from flows.series_data import GroupData, read_group
 from flows.settings import Settings
@@ -74,7 +74,12 @@ def backtest_metrics(bt: BacktestResult) -> dict[str, float]:
     return out
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def read_group_data(database_url: str, group: ModelGroup) -> GroupData:
     """Read the group's observations from the database."""
     engine = make_engine(database_url)
@@ -115,25 +120,42 @@ def train_candidate(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(
-            {**forecaster.data_stats, "excluded_series": forecaster.excluded, "device": result.device},
+            {
+                **forecaster.data_stats,
+                "excluded_series": forecaster.excluded,
+                "device": result.device,
+            },
             "data/training_data.json",
         )
         mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
         for name, fig in (
-            ("forecast_vs_actual", plots.forecast_vs_actual(bt.examples, f"{group.name} {cell}: last backtest window")),
+            (
+                "forecast_vs_actual",
+                plots.forecast_vs_actual(bt.examples, f"{group.name} {cell}: last backtest window"),
+            ),
             ("loss_curve", plots.loss_curves(result.history, f"{group.name} {cell}")),
-            ("grad_norm", plots.grad_norms(result.grad_norms, spec.train.clip_norm, f"{group.name} {cell}")),
+            (
+                "grad_norm",
+                plots.grad_norms(result.grad_norms, spec.train.clip_norm, f"{group.name} {cell}"),
+            ),
         ):
             mlflow.log_figure(fig, f"plots/{name}.png")
             plots.close(fig)
         version = log_forecaster(forecaster, group.registered_model)
         for key in ("backtest_mase", "backtest_smape"):
             if key in metrics:
-                client.set_model_version_tag(group.registered_model, version.version, key, f"{metrics[key]:.4f}")
+                client.set_model_version_tag(
+                    group.registered_model, version.version, key, f"{metrics[key]:.4f}"
+                )
         logger.info(
             "%s/%s: version %s, MASE %.3f (seasonal naive %.3f), %d epochs in %.1fs",
-            group.name, cell, version.version, metrics.get("backtest_mase", math.nan),
-            metrics.get("seasonal_naive_mase", math.nan), len(result.history), result.seconds,
+            group.name,
+            cell,
+            version.version,
+            metrics.get("backtest_mase", math.nan),
+            metrics.get("seasonal_naive_mase", math.nan),
+            len(result.history),
+            result.seconds,
         )
     return Candidate(cell, run_id, str(version.version), bt, forecaster)
 
@@ -153,14 +175,22 @@ def _common_score(a: BacktestResult, b: BacktestResult) -> tuple[float, float]:
     return score(pa), score(pb)
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_user_error,
+    cache_policy=NO_CACHE,
+)
 def promote(group: ModelGroup, candidates: list[Candidate], data: GroupData) -> dict[str, Any]:
     """Alias the best candidate ``champion`` if it beats the current champion on this holdout."""
     client = MlflowClient()
     name = group.registered_model
     best = min(candidates, key=lambda c: c.score)
     current = get_alias(client, name, CHAMPION)
-    decision: dict[str, Any] = {"challenger": f"{best.cell} v{best.version}", "challenger_score": best.score}
+    decision: dict[str, Any] = {
+        "challenger": f"{best.cell} v{best.version}",
+        "challenger_score": best.score,
+    }
     if current is None:
         promoted, reason = True, "no champion yet"
     else:
@@ -175,10 +205,16 @@ def promote(group: ModelGroup, candidates: list[Candidate], data: GroupData) -> 
         )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, best.version)
-    beats_naive = best.backtest.summary["model"]["mase"] < best.backtest.summary["seasonal_naive"]["mase"]
-    client.set_model_version_tag(name, best.version, "promotion", "promoted" if promoted else "kept champion")
+    beats_naive = (
+        best.backtest.summary["model"]["mase"] < best.backtest.summary["seasonal_naive"]["mase"]
+    )
+    client.set_model_version_tag(
+        name, best.version, "promotion", "promoted" if promoted else "kept champion"
+    )
     client.set_model_version_tag(name, best.version, "promotion_reason", reason)
-    client.set_model_version_tag(name, best.version, "beats_seasonal_naive", str(bool(beats_naive)).lower())
+    client.set_model_version_tag(
+        name, best.version, "beats_seasonal_naive", str(bool(beats_naive)).lower()
+    )
     decision.update(promoted=promoted, reason=reason, beats_seasonal_naive=bool(beats_naive))
     return decision
 
@@ -199,15 +235,24 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
         tags = {**run_tags, "group": group.name, "data_sha256": data.sha256}
         with mlflow.start_run(run_name=f"train-{group.name}", tags=tags) as parent:
             mlflow.log_params(
-                {"group": group.name, "cells": ",".join(group.cells), "data.rows": data.rows,
-                 "data.series": len(data.freqs), "data.sha256": data.sha256}
+                {
+                    "group": group.name,
+                    "cells": ",".join(group.cells),
+                    "data.rows": data.rows,
+                    "data.series": len(data.freqs),
+                    "data.sha256": data.sha256,
+                }
             )
             candidates = [
-                c for cell in group.cells
+                c
+                for cell in group.cells
                 if (c := train_candidate(group, cell, data, parent.info.run_id, tags)) is not None
             ]
             if not candidates:
-                raise SeqcastError(f"group {group.name!r}: every candidate diverged; see MLflow run {parent.info.run_id}")
+                raise SeqcastError(
+                    f"group {group.name!r}: every candidate diverged; "
+                    f"see MLflow run {parent.info.run_id}"
+                )
             decision = promote(group, candidates, data)
             mlflow.log_dict(decision, "promotion.json")
             mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
@@ -228,15 +273,21 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
 
 def training_report(summary: dict[str, Any]) -> str:
     """Markdown table of each candidate next to the seasonal-naive baseline."""
-    lines = ["| group | model | version | MASE | sMAPE | seasonal-naive MASE | seasonal-naive sMAPE |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| group | model | version | MASE | sMAPE | seasonal-naive MASE | seasonal-naive sMAPE |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for group, s in summary.items():
         for cell, m in s["candidates"].items():
             lines.append(
-                f"| {group} | {cell} | {m['version']} | {m.get('backtest_mase', math.nan):.3f} | "
-                f"{m.get('backtest_smape', math.nan):.2f} | {m.get('seasonal_naive_mase', math.nan):.3f} | "
-                f"{m.get('seasonal_naive_smape', math.nan):.2f} |"
+                f"| {group} | {cell} | {m['version']} "
+                f"| {m.get('backtest_mase', math.nan):.3f} "
+                f"| {m.get('backtest_smape', math.nan):.2f} "
+                f"| {m.get('seasonal_naive_mase', math.nan):.3f} "
+                f"| {m.get('seasonal_naive_smape', math.nan):.2f} |"
             )
         d = s["decision"]
-        lines.append(f"\n**{group}**: {'promoted' if d['promoted'] else 'kept champion'} ({d['reason']})\n")
+        lines.append(
+            f"\n**{group}**: {'promoted' if d['promoted'] else 'kept champion'} ({d['reason']})\n"
+        )
     return "\n".join(lines)

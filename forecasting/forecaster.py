@@ -122,7 +122,7 @@ class GlobalForecaster:
     def _fit_intervals(self, data: WindowData) -> None:
         # Empirical residual quantiles on validation windows give the interval per step.
         values = data.values.cpu().numpy()
-        starts = data.val_starts.cpu().numpy()[: 20_000]
+        starts = data.val_starts.cpu().numpy()[:20_000]
         idx = starts[:, None] + np.arange(self.window.span)[None, :]
         batch = values[idx]
         pred = predict(self.model, batch[:, : self.window.window])
@@ -197,7 +197,9 @@ class GlobalForecaster:
             if s not in self.freqs
         }
         if not known:
-            return pd.DataFrame(columns=["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]), skipped
+            return pd.DataFrame(
+                columns=["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
+            ), skipped
         panel = build_panel(frame[frame["series_id"].isin(known)], self.freqs, self.spec.panel)
         out: list[pd.DataFrame] = []
         w, h = self.window.window, self.window.horizon
@@ -221,8 +223,12 @@ class GlobalForecaster:
                     }
                 )
             )
-        rows = pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-            columns=["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
+        rows = (
+            pd.concat(out, ignore_index=True)
+            if out
+            else pd.DataFrame(
+                columns=["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
+            )
         )
         return rows, skipped
 

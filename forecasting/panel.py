@@ -116,7 +116,9 @@ def build_panel(frame: pd.DataFrame, freqs: dict[str, str], config: PanelConfig)
     )
 
 
-def exclude_short(panel: Panel, config: PanelConfig, min_train: int) -> tuple[Panel, dict[str, str]]:
+def exclude_short(
+    panel: Panel, config: PanelConfig, min_train: int
+) -> tuple[Panel, dict[str, str]]:
     """Drop series too short for one training window plus validation and test parts.
 
     Returns the remaining panel and, per dropped series, why. Raises PanelError when none

@@ -166,7 +166,9 @@ def fit(
         step_losses: list[torch.Tensor] = []
         step_norms: list[torch.Tensor] = []
         for i in range(0, per_epoch, config.batch_size):
-            x, y = gather(data.values, data.train_starts[order[i : i + config.batch_size]], data.spec)
+            x, y = gather(
+                data.values, data.train_starts[order[i : i + config.batch_size]], data.spec
+            )
             with autocast_context(device):
                 pred = model(x)  # [B, W] -> [B, H]
             loss = loss_fn(pred.float(), y)
@@ -230,6 +232,8 @@ def predict(model: nn.Module, inputs: np.ndarray, batch_size: int = 1024) -> np.
         for i in range(0, len(inputs), batch_size):
             x = torch.as_tensor(inputs[i : i + batch_size], dtype=torch.float32, device=device)
             outputs.append(model(x).float().cpu().numpy())
-    if not outputs:
-        return np.zeros((0, getattr(model, "config").horizon))
+    if not outputs:  # no windows: an empty [0, H], with H from one probe forward pass
+        with torch.no_grad():
+            probe = model(torch.zeros(1, inputs.shape[1], device=device))
+        return np.zeros((0, probe.shape[1]))
     return np.concatenate(outputs).astype(np.float64)

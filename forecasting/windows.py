@@ -53,8 +53,12 @@ def window_starts(
     valid = panel.valid
     for i in range(len(panel.series_ids)):
         o, n = int(panel.offsets[i]), int(panel.lengths[i])
-        lo_target = {"train": 0, "val": int(split.val_start[i]), "test": int(split.test_start[i])}[part]
-        hi_target = {"train": int(split.val_start[i]), "val": int(split.test_start[i]), "test": n}[part]
+        lo_target = {"train": 0, "val": int(split.val_start[i]), "test": int(split.test_start[i])}[
+            part
+        ]
+        hi_target = {"train": int(split.val_start[i]), "val": int(split.test_start[i]), "test": n}[
+            part
+        ]
         # Target block [t + window, t + span) must lie within [lo_target, hi_target).
         t_lo = max(0, lo_target - spec.window)
         t_hi = hi_target - spec.span  # inclusive

@@ -19,7 +19,9 @@ from forecasting.training import TrainConfig
 def fitted(glucose: pd.DataFrame) -> tuple[GlobalForecaster, pd.DataFrame]:
     frame = glucose.iloc[-3000:]
     spec = ForecasterSpec(
-        model=RecurrentForecasterConfig(cell="gru", window=24, horizon=4, hidden_size=8, num_layers=2),
+        model=RecurrentForecasterConfig(
+            cell="gru", window=24, horizon=4, hidden_size=8, num_layers=2
+        ),
         train=TrainConfig(max_epochs=1, windows_per_epoch=512),
         panel=PanelConfig(test_size=40, val_size=300),
         season_length=288,

@@ -24,7 +24,10 @@ def _raw(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
 def _dump(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
     tables = ("series", "observations", "ingest_batches", "rejected_rows")
     with engine.connect() as conn:
-        return {t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr) for t in tables}
+        return {
+            t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
+            for t in tables
+        }
 
 
 GOOD = [
@@ -55,7 +58,9 @@ def test_ingest_reconciles_and_stores_every_reject_with_a_reason(engine: Engine)
     assert result.accepted + result.rejected == result.received
     assert result.inserted == 4 and result.updated == 0
     with engine.connect() as conn:
-        rejects = conn.execute(text("SELECT row_number, reason FROM rejected_rows ORDER BY row_number")).all()
+        rejects = conn.execute(
+            text("SELECT row_number, reason FROM rejected_rows ORDER BY row_number")
+        ).all()
     reasons = dict(rejects)
     assert len(rejects) == 7
     assert "not a finite number" in reasons[6] and "not a finite number" in reasons[7]
@@ -110,22 +115,42 @@ def test_hostile_identifiers_are_data(engine: Engine) -> None:
 def _forecast_rows(series: str, start: str, h: int, base: float) -> pd.DataFrame:
     ts = pd.date_range(start, periods=h, freq="h", tz="UTC")
     return pd.DataFrame(
-        {"series_id": series, "ts": ts, "step": range(1, h + 1), "yhat": [base + i for i in range(h)],
-         "yhat_lower": [base - 1 + i for i in range(h)], "yhat_upper": [base + 1 + i for i in range(h)]}
+        {
+            "series_id": series,
+            "ts": ts,
+            "step": range(1, h + 1),
+            "yhat": [base + i for i in range(h)],
+            "yhat_lower": [base - 1 + i for i in range(h)],
+            "yhat_upper": [base + 1 + i for i in range(h)],
+        }
     )
 
 
 def _run(version: str, issued: str, sha: str) -> ForecastRun:
-    return ForecastRun("seqcast-test", version, "mlflow-run", 3, pd.Timestamp(issued).to_pydatetime(), sha)
+    return ForecastRun(
+        "seqcast-test", version, "mlflow-run", 3, pd.Timestamp(issued).to_pydatetime(), sha
+    )
 
 
 def test_forecast_runs_are_idempotent_and_views_pick_the_latest(engine: Engine) -> None:
     ingest_observations(engine, _raw(GOOD), "a.csv", "h1", SPEC)
-    first = write_forecast_run(engine, _run("1", "2024-01-01T00:00:00Z", "d1"), _forecast_rows("s1", "2024-01-01T01:00", 3, 10.0))
+    first = write_forecast_run(
+        engine,
+        _run("1", "2024-01-01T00:00:00Z", "d1"),
+        _forecast_rows("s1", "2024-01-01T01:00", 3, 10.0),
+    )
     assert first.created and first.rows == 3
-    again = write_forecast_run(engine, _run("1", "2024-01-01T00:00:00Z", "d1"), _forecast_rows("s1", "2024-01-01T01:00", 3, 10.0))
+    again = write_forecast_run(
+        engine,
+        _run("1", "2024-01-01T00:00:00Z", "d1"),
+        _forecast_rows("s1", "2024-01-01T01:00", 3, 10.0),
+    )
     assert not again.created and again.run_id == first.run_id
-    newer = write_forecast_run(engine, _run("2", "2024-01-01T01:00:00Z", "d2"), _forecast_rows("s1", "2024-01-01T02:00", 3, 20.0))
+    newer = write_forecast_run(
+        engine,
+        _run("2", "2024-01-01T01:00:00Z", "d2"),
+        _forecast_rows("s1", "2024-01-01T02:00", 3, 20.0),
+    )
     latest = read_view(engine, "latest_forecasts", "s1")
     assert latest["ts"].dt.hour.tolist() == [1, 2, 3, 4]
     # 01:00 only the first run covers; 02:00 and 03:00 come from the newer run.
@@ -141,7 +166,12 @@ def test_forecast_runs_are_idempotent_and_views_pick_the_latest(engine: Engine) 
 
 def test_a_failing_forecast_write_leaves_no_partial_run(engine: Engine) -> None:
     ingest_observations(engine, _raw(GOOD), "a.csv", "h1", SPEC)
-    rows = pd.concat([_forecast_rows("s1", "2024-01-01T01:00", 3, 1.0), _forecast_rows("nope", "2024-01-01T01:00", 1, 1.0)])
+    rows = pd.concat(
+        [
+            _forecast_rows("s1", "2024-01-01T01:00", 3, 1.0),
+            _forecast_rows("nope", "2024-01-01T01:00", 1, 1.0),
+        ]
+    )
     with pytest.raises(Exception):  # noqa: B017 - FK violation, driver-specific type
         write_forecast_run(engine, _run("1", "2024-01-01T00:00:00Z", "d"), rows)
     with engine.connect() as conn:
@@ -150,7 +180,9 @@ def test_a_failing_forecast_write_leaves_no_partial_run(engine: Engine) -> None:
 
 
 def test_timestamps_round_trip_as_utc(engine: Engine) -> None:
-    ingest_observations(engine, _raw([("s1", "2024-06-01T12:00:00-07:00", "1")]), "tz.csv", "h", SPEC)
+    ingest_observations(
+        engine, _raw([("s1", "2024-06-01T12:00:00-07:00", "1")]), "tz.csv", "h", SPEC
+    )
     ts = read_observations(engine, ["s1"])["ts"].iloc[0]
     assert ts == pd.Timestamp("2024-06-01T19:00:00Z")
     assert ts.tzinfo is not None and ts.utcoffset() == dt.timedelta(0)

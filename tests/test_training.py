@@ -17,15 +17,29 @@ from forecasting.windows import WindowSpec
 def _data(values: np.ndarray, spec: WindowSpec) -> WindowData:
     n = len(values) - spec.span + 1
     starts = torch.arange(n)
-    return WindowData(torch.as_tensor(values, dtype=torch.float32), starts[: n // 2], starts[n // 2 :], spec)
+    return WindowData(
+        torch.as_tensor(values, dtype=torch.float32), starts[: n // 2], starts[n // 2 :], spec
+    )
 
 
 def test_clipping_bounds_the_update_and_records_the_preclip_norm() -> None:
     spec = WindowSpec(8, 2)
-    model = RecurrentForecaster(RecurrentForecasterConfig(cell="lstm", window=8, horizon=2, hidden_size=8, num_layers=1, level_norm=False))
+    model = RecurrentForecaster(
+        RecurrentForecasterConfig(
+            cell="lstm", window=8, horizon=2, hidden_size=8, num_layers=1, level_norm=False
+        )
+    )
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     values = np.linspace(0, 1, 200) * 1e4  # targets far from the output: a huge gradient
-    cfg = TrainConfig(max_epochs=1, batch_size=16, windows_per_epoch=16, optimizer="sgd", learning_rate=1.0, clip_norm=0.01, loss="mse")
+    cfg = TrainConfig(
+        max_epochs=1,
+        batch_size=16,
+        windows_per_epoch=16,
+        optimizer="sgd",
+        learning_rate=1.0,
+        clip_norm=0.01,
+        loss="mse",
+    )
     result = fit(model, _data(values, spec), cfg)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     step = float(torch.linalg.vector_norm(after - before))
@@ -37,14 +51,18 @@ def test_non_finite_loss_stops_training_with_a_reason() -> None:
     spec = WindowSpec(8, 2)
     values = np.linspace(0, 1, 200)
     values[50:60] = np.nan
-    model = RecurrentForecaster(RecurrentForecasterConfig(window=8, horizon=2, hidden_size=4, num_layers=1))
+    model = RecurrentForecaster(
+        RecurrentForecasterConfig(window=8, horizon=2, hidden_size=4, num_layers=1)
+    )
     with pytest.raises(TrainingDiverged, match="non-finite"):
         fit(model, _data(values, spec), TrainConfig(max_epochs=2, windows_per_epoch=None))
 
 
 def _glucose_spec(cell: str, epochs: int = 4) -> ForecasterSpec:
     return ForecasterSpec(
-        model=RecurrentForecasterConfig(cell=cell, window=36, horizon=6, hidden_size=16, num_layers=1),
+        model=RecurrentForecasterConfig(
+            cell=cell, window=36, horizon=6, hidden_size=16, num_layers=1
+        ),
         train=TrainConfig(max_epochs=epochs, windows_per_epoch=2048, batch_size=64, patience=10),
         panel=PanelConfig(test_size=120, val_size=600),
         season_length=288,

@@ -12,7 +12,9 @@ from forecasting.panel import PanelConfig, build_panel, chronological_split
 from forecasting.windows import WindowSpec, _valid_run_starts, gather, window_starts
 
 
-def create_sequences(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def create_sequences(
+    values: np.ndarray, window: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The textbook per-window copy loop, used as the reference."""
     xs, ys = [], []
     for t in range(len(values) - window - horizon + 1):
