@@ -103,7 +103,11 @@ def run_demo(console: Console) -> dict[str, Any]:
             )
         )
     written = [
-        {"group": g, **{k: s.get(k) for k in ("model", "run_id", "rows", "series", "created")}}
+        {
+            "group": g,
+            **{k: s.get(k) for k in ("model", "run_id", "rows", "series", "created")},
+            "not forecast": "; ".join(f"{k}: {v}" for k, v in s.get("series_skipped", {}).items()),
+        }
         for g, s in summary.get("forecast", {}).items()
     ]
     console.print(_table("Forecast rows written", pd.DataFrame(written)))

@@ -74,7 +74,10 @@ class GlobalForecaster:
     def __init__(self, spec: ForecasterSpec) -> None:
         self.spec = spec
         self.window = WindowSpec(spec.model.window, spec.model.horizon)
-        self.model = RecurrentForecaster(spec.model)
+        # Initial weights come from the run's seed, not from whatever used the global RNG before.
+        with torch.random.fork_rng():
+            torch.manual_seed(spec.train.seed)
+            self.model = RecurrentForecaster(spec.model)
         self.scaler: SeriesScaler | None = None
         self.freqs: dict[str, str] = {}
         # Residual quantiles per horizon step, in scaled units: [2, H].

@@ -95,6 +95,14 @@ def test_same_seed_same_history_and_best_weights_restored(glucose: pd.DataFrame)
     torch.testing.assert_close(runs[0][1].model.state_dict(), runs[1][1].model.state_dict())
 
 
+def test_initial_weights_depend_only_on_the_seed() -> None:
+    spec = _glucose_spec("lstm")
+    first = GlobalForecaster(spec).model.state_dict()
+    torch.rand(1000)  # disturb the global generator
+    second = GlobalForecaster(spec).model.state_dict()
+    torch.testing.assert_close(first, second)
+
+
 def test_stocks_short_series_are_excluded_not_fatal(stocks: pd.DataFrame) -> None:
     spec = ForecasterSpec(
         model=RecurrentForecasterConfig(window=20, horizon=5, hidden_size=8, num_layers=1),
