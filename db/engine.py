@@ -36,7 +36,16 @@ def database_url(url: str | None = None) -> str:
     return raw
 
 
+def _sqlite_immediate(conn: Any) -> None:
+    # Take the write lock when the transaction starts. A deferred transaction that reads and
+    # then writes fails at once with "database is locked" when another writer got in between
+    # (the busy timeout does not apply to that upgrade); an immediate one waits its turn.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy, not the sqlite3 module, emits BEGIN (see _sqlite_immediate).
+    dbapi_connection.isolation_level = None
     # WAL lets analysts read while a flow writes; busy_timeout waits instead of failing with
     # "database is locked" when two flows write at once.
     cursor = dbapi_connection.cursor()
@@ -53,6 +62,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if resolved.startswith("sqlite"):
         engine = create_engine(resolved, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_immediate)
         return engine
     return create_engine(resolved, pool_pre_ping=True, **kwargs)
 
