@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from db.schema import forecast_runs, forecasts
 
@@ -37,7 +38,40 @@ class WrittenRun:
     created: bool
 
 
+def _find_run(conn: Connection, run: ForecastRun) -> WrittenRun | None:
+    """The run already written for this model version and input, if any."""
+    prior = conn.execute(
+        select(forecast_runs.c.run_id).where(
+            forecast_runs.c.model_name == run.model_name,
+            forecast_runs.c.model_version == run.model_version,
+            forecast_runs.c.input_sha256 == run.input_sha256,
+        )
+    ).scalar_one_or_none()
+    if prior is None:
+        return None
+    n = conn.execute(
+        select(func.count()).select_from(forecasts).where(forecasts.c.run_id == prior)
+    ).scalar_one()
+    return WrittenRun(run_id=prior, rows=int(n), created=False)
+
+
 def write_forecast_run(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
+    """Write a run and all its rows in one transaction (see :func:`_write`).
+
+    Two processes writing the same run at once both succeed: the loser of the race gets the
+    winner's run back.
+    """
+    try:
+        return _write(engine, run, rows)
+    except IntegrityError:
+        with engine.connect() as conn:
+            existing = _find_run(conn, run)
+        if existing is None:
+            raise  # not the race: e.g. a row for an undeclared series
+        return existing
+
+
+def _write(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
     """Write a run and all its rows in one transaction, so readers never see half a run.
 
     A run with the same model name, version and input hash as an earlier one is not written
@@ -47,18 +81,9 @@ def write_forecast_run(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> 
     if missing:
         raise ValueError(f"forecast rows lack columns {missing}")
     with engine.begin() as conn:
-        prior = conn.execute(
-            select(forecast_runs.c.run_id).where(
-                forecast_runs.c.model_name == run.model_name,
-                forecast_runs.c.model_version == run.model_version,
-                forecast_runs.c.input_sha256 == run.input_sha256,
-            )
-        ).scalar_one_or_none()
+        prior = _find_run(conn, run)
         if prior is not None:
-            n = conn.execute(
-                select(func.count()).select_from(forecasts).where(forecasts.c.run_id == prior)
-            ).scalar_one()
-            return WrittenRun(run_id=prior, rows=int(n), created=False)
+            return prior
         run_id = conn.execute(
             insert(forecast_runs).returning(forecast_runs.c.run_id),
             {

@@ -90,6 +90,10 @@ ingest_batches = Table(
     Column("updated", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
+    # "loading" until the last chunk commits; last_row is the source row up to which rows are
+    # committed, so a crashed load resumes without skipping or repeating rows.
+    Column("status", String(16), nullable=False, server_default="complete"),
+    Column("last_row", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("source", "content_sha256", name="uq_ingest_batches_source_content"),
 )
 

@@ -28,7 +28,9 @@ class ValidatedBatch:
 
 def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.Series, pd.Series]:
     """Parse ISO-like timestamps to UTC; return (parsed, reason-or-empty) per row."""
-    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    # Microsecond resolution holds any year; rows outside the nanosecond range that pandas
+    # and the forecasters use are rejected below.
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     reasons = pd.Series("", index=text.index, dtype=object)
     stripped = text.fillna("").astype(str).str.strip()
     empty = stripped == ""
@@ -40,9 +42,11 @@ def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.
     if len(aware_idx):
         parsed.loc[aware_idx] = pd.to_datetime(
             stripped[aware_idx], utc=True, errors="coerce", format="ISO8601"
-        )
+        ).dt.as_unit("us")
     if len(naive_idx):
-        naive = pd.to_datetime(stripped[naive_idx], errors="coerce", format="ISO8601")
+        naive = pd.to_datetime(stripped[naive_idx], errors="coerce", format="ISO8601").dt.as_unit(
+            "us"
+        )
         parseable = naive.notna()
         if assume_timezone is None:
             reasons[naive.index[parseable]] = (
@@ -60,6 +64,10 @@ def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.
             )
     unparsed = parsed.isna() & (reasons == "")
     reasons[unparsed] = "unparseable timestamp " + stripped[unparsed].str.slice(0, 60).map(repr)
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    out_of_range = parsed.notna() & ((parsed < lo) | (parsed > hi)) & (reasons == "")
+    reasons[out_of_range] = f"timestamp outside the supported range {lo:%Y-%m-%d} to {hi:%Y-%m-%d}"
+    parsed[out_of_range] = pd.NaT
     return parsed, reasons
 
 
@@ -80,9 +88,11 @@ def validate_observations(
     """
     frame = raw.reset_index(drop=True)
     reasons = pd.Series("", index=frame.index, dtype=object)
+    if "read_error" in frame.columns:  # the reader could not split these lines
+        reasons = frame["read_error"].fillna("").astype(str).astype(object)
 
     sid = frame["series_id"].fillna("").astype(str).str.strip()
-    reasons[sid == ""] = "empty series_id"
+    reasons[(sid == "") & (reasons == "")] = "empty series_id"
     unknown = (sid != "") & ~sid.isin(known_series)
     reasons[unknown & (reasons == "")] = (
         "unknown series "

@@ -52,9 +52,9 @@ def fetch_model(group: ModelGroup, version: str) -> GlobalForecaster:
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
 )
-def write_run(database_url: str, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
+def write_run(run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
     """Write the run and its rows in one transaction."""
-    engine = make_engine(database_url)
+    engine = make_engine(Settings.from_env().database_url)
     try:
         return write_forecast_run(engine, run, rows)
     finally:
@@ -81,7 +81,7 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
             continue
         version, mlflow_run_id = resolved
         model = fetch_model(group, version)
-        data = read_group_data(settings.database_url, group)
+        data = read_group_data(group)
         rows, skipped = model.predict(data.frame)
         if rows.empty:
             summary[group.name] = {
@@ -101,7 +101,7 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
             input_sha256=data.sha256,
             details={"flow_run_id": str(flow_run.id or "local"), "series_skipped": skipped},
         )
-        written = write_run(settings.database_url, run, rows)
+        written = write_run(run, rows)
         logger.info(
             "%s: %s v%s -> run %s, %d rows for %d series%s",
             group.name,

@@ -7,12 +7,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from db import make_engine
+from db.ingest import IngestResult, ingest_chunks
 from db.migrate import require_current
-from db.observations import IngestResult, SeriesSpec, ingest_observations
+from db.observations import SeriesSpec
 from flows.errors import USER_ERRORS, SeqcastError, retry_unless_user_error
 from flows.params import IngestParams
 from flows.settings import Settings
-from flows.sources import RawBatch, bundled, read_file
+from flows.sources import SourceBatch, bundled, read_file
 
 
 @task(
@@ -21,8 +22,8 @@ from flows.sources import RawBatch, bundled, read_file
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
 )
-def read_source(path: str | None, name: str | None, declare: SeriesSpec | None) -> RawBatch:
-    """Read one file or bundled data set into a raw batch."""
+def read_source(path: str | None, name: str | None, declare: SeriesSpec | None) -> SourceBatch:
+    """Check one file or bundled data set and hash its content."""
     return read_file(path, declare) if path is not None else bundled(name or "")
 
 
@@ -32,12 +33,19 @@ def read_source(path: str | None, name: str | None, declare: SeriesSpec | None) 
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
 )
-def load_batch(database_url: str, batch: RawBatch, assume_timezone: str | None) -> IngestResult:
-    """Validate and upsert one batch in one transaction."""
-    engine = make_engine(database_url)
+def load_batch(batch: SourceBatch, assume_timezone: str | None) -> IngestResult:
+    """Validate and upsert one source, chunk by chunk (resumes an interrupted load)."""
+    # The URL comes from the environment here, never as a task argument, so credentials in it
+    # are not recorded with the task run.
+    engine = make_engine(Settings.from_env().database_url)
     try:
-        return ingest_observations(
-            engine, batch.rows, batch.source, batch.content_sha256, batch.declare, assume_timezone
+        return ingest_chunks(
+            engine,
+            batch.chunks(),
+            batch.source,
+            batch.content_sha256,
+            batch.declare,
+            assume_timezone,
         )
     finally:
         engine.dispose()
@@ -60,9 +68,7 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
         # One unreadable file must not stop the others from loading.
         try:
             batch = read_source(path, name, spec)
-            results.append(
-                load_batch(settings.database_url, batch, params.assume_timezone).as_dict()
-            )
+            results.append(load_batch(batch, params.assume_timezone).as_dict())
         except USER_ERRORS as exc:
             failures.append(str(exc))
     for r in results:

@@ -80,9 +80,9 @@ def backtest_metrics(bt: BacktestResult) -> dict[str, float]:
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
 )
-def read_group_data(database_url: str, group: ModelGroup) -> GroupData:
+def read_group_data(group: ModelGroup) -> GroupData:
     """Read the group's observations from the database."""
-    engine = make_engine(database_url)
+    engine = make_engine(Settings.from_env().database_url)
     try:
         return read_group(engine, group)
     finally:
@@ -231,7 +231,7 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
     run_tags = {"flow_run_id": str(flow_run.id or "local"), "flow": "train-forecasters"}
     summary: dict[str, Any] = {}
     for group in params.groups:
-        data = read_group_data(settings.database_url, group)
+        data = read_group_data(group)
         tags = {**run_tags, "group": group.name, "data_sha256": data.sha256}
         with mlflow.start_run(run_name=f"train-{group.name}", tags=tags) as parent:
             mlflow.log_params(

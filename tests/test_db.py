@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from db.forecasts import ForecastRun, read_view, write_forecast_run
+from db.ingest import ingest_observations
 from db.migrate import current_revision, head_revision, require_current
-from db.observations import SeriesSpec, ingest_observations, list_series, read_observations
+from db.observations import SeriesSpec, list_series, read_observations
 
 SPEC = SeriesSpec(kind="sensor", freq="h", unit="C")
 

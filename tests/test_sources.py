@@ -15,15 +15,15 @@ def test_csv_rows_carry_their_file_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "obs.csv"
     path.write_text("series_id,ts,value\na,2024-01-01T00:00:00Z,1\n\na,2024-01-01T01:00:00Z,x\n")
     batch = read_file(path)
-    assert batch.rows["row_number"].tolist() == [2, 4]  # the blank line 3 is no row
-    assert batch.rows["value"].tolist() == ["1", "x"]
+    assert batch.read_all()["row_number"].tolist() == [2, 4]  # the blank line 3 is no row
+    assert batch.read_all()["value"].tolist() == ["1", "x"]
     assert batch.source == str(path.resolve())
 
 
 def test_bom_and_column_case_are_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "bom.csv"
     path.write_bytes("\ufeffSeries_ID,TS,Value\na,2024-01-01T00:00:00Z,1\n".encode())
-    assert read_file(path).rows[["series_id", "ts", "value"]].values.tolist() == [
+    assert read_file(path).read_all()[["series_id", "ts", "value"]].values.tolist() == [
         ["a", "2024-01-01T00:00:00Z", "1"]
     ]
 
@@ -33,7 +33,7 @@ def test_bom_and_column_case_are_tolerated(tmp_path: Path) -> None:
     [
         (b"", "the file is empty"),
         (b"id,time,v\n1,2,3\n", "missing column(s) series_id, ts, value"),
-        (b"series_id,ts,value\na,2024-01-01T00:00:00Z,\xff\xfe\n", "obs.csv:2: invalid UTF-8"),
+        (b"\xff\xfeseries_id,ts,value\n", "obs.csv:1: the header is not valid UTF-8"),
     ],
 )
 def test_bad_files_name_the_file_and_the_problem(
@@ -55,7 +55,7 @@ def test_parquet_with_aware_timestamps(tmp_path: Path) -> None:
         }
     )
     frame.to_parquet(tmp_path / "obs.parquet")
-    rows = read_file(tmp_path / "obs.parquet").rows
+    rows = read_file(tmp_path / "obs.parquet").read_all()
     assert rows["ts"].tolist() == ["2024-01-01T00:00:00+00:00", "2024-01-01T01:00:00+00:00"]
     assert rows["value"].tolist() == ["1.0", ""]
     assert rows["row_number"].tolist() == [1, 2]
@@ -74,11 +74,11 @@ def test_missing_and_unknown_inputs(tmp_path: Path) -> None:
 def test_bundled_sets_are_real_and_complete() -> None:
     glucose, stocks = bundled("glucose"), bundled("stocks")
     assert (
-        len(glucose.rows) == 52_281
+        len(glucose.read_all()) == 52_281
         and glucose.declare is not None
         and glucose.declare.freq == "5min"
     )
-    assert set(stocks.rows["series_id"]) == {
+    assert set(stocks.read_all()["series_id"]) == {
         f"stock-{t}" for t in ("AAPL", "FB", "GOOG", "IBM", "MSFT")
     }
-    assert stocks.rows["ts"].str.endswith("+00:00").all()
+    assert stocks.read_all()["ts"].str.endswith("+00:00").all()
