@@ -3,6 +3,6 @@
 This package knows nothing of torch, Prefect or MLflow.
 """
 
-from db.engine import DatabaseError, database_url, make_engine
+from db.engine import DatabaseError, DatabaseUnreachable, database_url, make_engine
 
-__all__ = ["DatabaseError", "database_url", "make_engine"]
+__all__ = ["DatabaseError", "DatabaseUnreachable", "database_url", "make_engine"]

@@ -15,6 +15,10 @@ class DatabaseError(RuntimeError):
     """A database problem a user can fix (bad URL, unreachable server, missing schema)."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """The database did not answer; may be transient, so callers may retry."""
+
+
 def database_url(url: str | None = None) -> str:
     """Return the database URL: the argument, else ``SEQCAST_DATABASE_URL``, else SQLite.
 

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from db.engine import DatabaseError
+from db.engine import DatabaseError, DatabaseUnreachable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -47,12 +47,14 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 
 def require_current(engine: Engine) -> None:
     """Raise a DatabaseError telling the user to migrate when the schema is behind."""
+    where = engine.url.render_as_string(hide_password=True)
     try:
         rev = current_revision(engine)
-    except Exception as exc:
-        raise DatabaseError(f"cannot reach the database at {engine.url!r}: {exc}") from exc
+    except Exception as exc:  # driver-specific connection errors
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnreachable(f"cannot reach the database at {where}: {first_line}") from exc
     if rev != head_revision():
         raise DatabaseError(
-            f"database at {engine.url.render_as_string(hide_password=True)} is at migration "
+            f"database at {where} is at migration "
             f"{rev or 'none'}, seqcast needs {head_revision()}: run `seqcast db upgrade`"
         )

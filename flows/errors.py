@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from db.engine import DatabaseError
+from db.engine import DatabaseError, DatabaseUnreachable
 from forecasting.forecaster import ArtifactError
 from forecasting.panel import PanelError
 
@@ -21,6 +21,8 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry condition: retry transient failures, never a user's mistake."""
     try:
         state.result()
+    except DatabaseUnreachable:
+        return True  # a server restarting comes back; the retry delays give it time
     except USER_ERRORS:
         return False
     except Exception:

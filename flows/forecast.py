@@ -12,11 +12,11 @@ from prefect.runtime import flow_run
 
 from db import make_engine
 from db.forecasts import ForecastRun, WrittenRun, write_forecast_run
-from db.migrate import require_current
+from flows.checks import check_database, check_tracking
 from flows.errors import retry_unless_user_error
 from flows.params import ForecastParams, ModelGroup
 from flows.settings import Settings
-from flows.tracking import configure, get_alias, load_forecaster
+from flows.tracking import get_alias, load_forecaster
 from flows.train import read_group_data
 from forecasting.forecaster import GlobalForecaster
 
@@ -65,12 +65,9 @@ def write_run(run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
 def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
     """Forecast every active series of every group with that group's champion."""
     params = params or ForecastParams()
-    settings = Settings.from_env()
     logger = get_run_logger()
-    engine = make_engine(settings.database_url)
-    require_current(engine)
-    engine.dispose()
-    configure(settings)
+    check_database()
+    check_tracking()
     summary: dict[str, Any] = {}
     for group in params.groups:
         resolved = resolve_model(group, params.alias)

@@ -8,8 +8,8 @@ from prefect.cache_policies import NO_CACHE
 
 from db import make_engine
 from db.ingest import IngestResult, ingest_chunks
-from db.migrate import require_current
 from db.observations import SeriesSpec
+from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError, retry_unless_user_error
 from flows.params import IngestParams
 from flows.settings import Settings
@@ -55,11 +55,8 @@ def load_batch(batch: SourceBatch, assume_timezone: str | None) -> IngestResult:
 def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
     """Load every configured file and bundled data set; return per-batch counts."""
     params = params or IngestParams()
-    settings = Settings.from_env()
     logger = get_run_logger()
-    engine = make_engine(settings.database_url)
-    require_current(engine)
-    engine.dispose()
+    check_database()
     declare = SeriesSpec(params.kind, params.freq) if params.kind and params.freq else None
     results: list[dict[str, object]] = []
     failures: list[str] = []

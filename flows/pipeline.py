@@ -8,11 +8,11 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
 
+from flows.checks import check_tracking
 from flows.forecast import forecast
 from flows.ingest import ingest
 from flows.params import ForecastParams, ModelGroup, PipelineParams, TrainParams
-from flows.settings import Settings
-from flows.tracking import configure, get_alias
+from flows.tracking import get_alias
 from flows.train import CHAMPION, train_forecasters
 
 
@@ -36,7 +36,8 @@ def pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     if params.ingest.paths or params.ingest.bundled:
         summary["ingest"] = ingest(params.ingest)
-    client = configure(Settings.from_env())
+    check_tracking()
+    client = MlflowClient()
     due: list[ModelGroup] = []
     for group in params.groups:
         is_due, why = retrain_due(client, group, params.retrain_after_hours)

@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from db import make_engine
-from db.migrate import require_current
 from flows import plots
+from flows.checks import check_database, check_tracking
 from flows.errors import SeqcastError, retry_unless_user_error
 from flows.params import ModelGroup, TrainParams
 from flows.series_data import GroupData, read_group
@@ -24,7 +24,6 @@ from flows.settings import Settings
 from flows.tracking import (
     EpochLogger,
     child_run,
-    configure,
     flatten,
     get_alias,
     load_forecaster,
@@ -223,11 +222,8 @@ def promote(group: ModelGroup, candidates: list[Candidate], data: GroupData) -> 
 def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
     """For each group: read its series, train every cell type, backtest, register, promote."""
     params = params or TrainParams()
-    settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    require_current(engine)
-    engine.dispose()
-    configure(settings)
+    check_database()
+    check_tracking()
     run_tags = {"flow_run_id": str(flow_run.id or "local"), "flow": "train-forecasters"}
     summary: dict[str, Any] = {}
     for group in params.groups:

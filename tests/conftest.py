@@ -178,4 +178,8 @@ def service_env(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    import mlflow
+
+    # A URI set by an earlier test's flow (mlflow.set_tracking_uri) outranks the variable.
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     return env
