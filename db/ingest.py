@@ -265,6 +265,18 @@ def load_chunk(
         )
 
 
+def first_rejects(engine: Engine, batch_id: int, limit: int = 5) -> list[tuple[int, str]]:
+    """The first ``limit`` rejected rows of a batch as (row number, reason)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(rejected_rows.c.row_number, rejected_rows.c.reason)
+            .where(rejected_rows.c.batch_id == batch_id)
+            .order_by(rejected_rows.c.row_number)
+            .limit(limit)
+        ).all()
+    return [(int(n), str(r)) for n, r in rows]
+
+
 def finish_batch(engine: Engine, batch_id: int) -> IngestResult:
     """Mark the batch complete and return its counts."""
     with engine.begin() as conn:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import typer
 from pydantic import ValidationError
@@ -136,6 +136,17 @@ def ingest(
         results,
         ["source", "received", "accepted", "rejected", "inserted", "updated", "already_loaded"],
     )
+    for r in results:
+        shown = cast(list[str], r.get("first_rejects", []))
+        for line in shown:
+            console.print(f"rejected {line}", highlight=False, soft_wrap=True)
+        if cast(int, r["rejected"]) > len(shown):
+            console.print(
+                f"... all {r['rejected']} with reasons: SELECT * FROM rejected_rows "
+                f"WHERE batch_id = {r['batch_id']}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command()

@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from db import make_engine
-from db.ingest import IngestResult, ingest_chunks
+from db.ingest import first_rejects, ingest_chunks
 from db.observations import SeriesSpec
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError, retry_unless_user_error
@@ -33,13 +33,13 @@ def read_source(path: str | None, name: str | None, declare: SeriesSpec | None) 
     retry_condition_fn=retry_unless_user_error,
     cache_policy=NO_CACHE,
 )
-def load_batch(batch: SourceBatch, assume_timezone: str | None) -> IngestResult:
+def load_batch(batch: SourceBatch, assume_timezone: str | None) -> dict[str, object]:
     """Validate and upsert one source, chunk by chunk (resumes an interrupted load)."""
     # The URL comes from the environment here, never as a task argument, so credentials in it
     # are not recorded with the task run.
     engine = make_engine(Settings.from_env().database_url)
     try:
-        return ingest_chunks(
+        result = ingest_chunks(
             engine,
             batch.chunks(),
             batch.source,
@@ -47,8 +47,11 @@ def load_batch(batch: SourceBatch, assume_timezone: str | None) -> IngestResult:
             batch.declare,
             assume_timezone,
         )
+        samples = first_rejects(engine, result.batch_id) if result.rejected else []
     finally:
         engine.dispose()
+    where = batch.source.removeprefix("bundled:")
+    return {**result.as_dict(), "first_rejects": [f"{where}:{n}: {why}" for n, why in samples]}
 
 
 @flow(name="ingest", log_prints=True)
@@ -65,7 +68,7 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
         # One unreadable file must not stop the others from loading.
         try:
             batch = read_source(path, name, spec)
-            results.append(load_batch(batch, params.assume_timezone).as_dict())
+            results.append(load_batch(batch, params.assume_timezone))
         except USER_ERRORS as exc:
             failures.append(str(exc))
     for r in results:
@@ -80,8 +83,11 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
             r["updated"],
             " (already loaded)" if r["already_loaded"] else "",
         )
+        for line in r["first_rejects"]:  # type: ignore[attr-defined]
+            logger.warning("rejected %s", line)
     if results:
-        create_table_artifact(key="ingest-batches", table=results, description="Rows per batch")
+        table = [{k: v for k, v in r.items() if k != "first_rejects"} for r in results]
+        create_table_artifact(key="ingest-batches", table=table, description="Rows per batch")
     if failures:
         raise SeqcastError(
             f"{len(failures)} of {len(sources)} source(s) could not be loaded "

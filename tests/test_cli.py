@@ -77,5 +77,6 @@ def test_ingest_a_file_from_the_shell(service_env: dict[str, str], tmp_path: Pat
     assert tuple(batch) == (3, 1, 2)
     assert reasons[0][0] == 3 and "not a finite number" in reasons[0][1]
     assert reasons[1][0] == 4 and "no UTC offset" in reasons[1][1]
+    assert f"{path.resolve()}:3: value 'oops' is not a finite number" in result.output
     rerun = runner.invoke(app, ["ingest", str(path), "--kind", "sensor", "--freq", "h"])
     assert rerun.exit_code == 0 and "True" in rerun.output  # already_loaded
