@@ -149,17 +149,9 @@ class GlobalForecaster:
 
     def backtest(self) -> BacktestResult:
         """Rolling-origin backtest on the held-out test part, beside naive and seasonal naive."""
-        if self._panel is None or self._split is None or self.scaler is None:
+        if self._panel is None or self._split is None:
             raise RuntimeError("call fit() before backtest()")
-        panel, scaler = self._panel, self.scaler
-        return backtest(
-            panel,
-            self._split,
-            self.window.window,
-            self.window.horizon,
-            self.spec.season_length,
-            lambda i, x: self._predict_raw(scaler.index(panel.series_ids[i]), x),
-        )
+        return self._backtest(self._panel, self._split)
 
     def evaluate(self, frame: pd.DataFrame, panel_config: PanelConfig) -> BacktestResult:
         """Backtest this (already trained) forecaster on the held-out end of ``frame``.
@@ -167,14 +159,16 @@ class GlobalForecaster:
         ``panel_config`` defines the holdout, so a champion and a challenger can be compared
         on exactly the same windows. Series unknown to this forecaster are left out.
         """
-        if self.scaler is None:
-            raise RuntimeError("the forecaster is not fitted")
-        scaler = self.scaler
         known = frame[frame["series_id"].isin(list(self.freqs))]
         panel, _ = exclude_short(
             build_panel(known, self.freqs, panel_config), panel_config, self.window.span
         )
-        split = chronological_split(panel, panel_config, self.window.span)
+        return self._backtest(panel, chronological_split(panel, panel_config, self.window.span))
+
+    def _backtest(self, panel: Panel, split: Split) -> BacktestResult:
+        if self.scaler is None:
+            raise RuntimeError("the forecaster is not fitted")
+        scaler = self.scaler
         return backtest(
             panel,
             split,
