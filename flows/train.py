@@ -31,8 +31,8 @@ from flows.tracking import (
     log_step_metric,
 )
 from forecasting.backtest import BacktestResult
-from forecasting.forecaster import GlobalForecaster
-from forecasting.training import TrainingDiverged
+from forecasting.forecaster import ForecasterSpec, GlobalForecaster
+from forecasting.training import TrainingDiverged, TrainResult
 
 CHAMPION = "champion"
 
@@ -106,56 +106,72 @@ def train_candidate(
         except TrainingDiverged as exc:
             logger.error("%s/%s diverged: %s", group.name, cell, exc)
             mlflow.set_tag("failure", str(exc))
-            client.set_terminated(run_id, "FAILED")
-            return None
-        log_step_metric(client, run_id, "grad_norm_step", result.grad_norms)
-        bt = forecaster.backtest()
-        metrics = backtest_metrics(bt)
-        metrics.update(
-            best_epoch=float(result.best_epoch),
-            epochs_run=float(len(result.history)),
-            train_seconds=result.seconds,
-            windows_per_second=result.windows_seen / max(result.seconds, 1e-9),
-        )
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(
-            {
-                **forecaster.data_stats,
-                "excluded_series": forecaster.excluded,
-                "device": result.device,
-            },
-            "data/training_data.json",
-        )
-        mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
-        for name, fig in (
-            (
-                "forecast_vs_actual",
-                plots.forecast_vs_actual(bt.examples, f"{group.name} {cell}: last backtest window"),
-            ),
-            ("loss_curve", plots.loss_curves(result.history, f"{group.name} {cell}")),
-            (
-                "grad_norm",
-                plots.grad_norms(result.grad_norms, spec.train.clip_norm, f"{group.name} {cell}"),
-            ),
-        ):
-            mlflow.log_figure(fig, f"plots/{name}.png")
-            plots.close(fig)
-        version = log_forecaster(forecaster, group.registered_model)
-        for key in ("backtest_mase", "backtest_smape"):
-            if key in metrics:
-                client.set_model_version_tag(
-                    group.registered_model, version.version, key, f"{metrics[key]:.4f}"
-                )
-        logger.info(
-            "%s/%s: version %s, MASE %.3f (seasonal naive %.3f), %d epochs in %.1fs",
-            group.name,
-            cell,
-            version.version,
-            metrics.get("backtest_mase", math.nan),
-            metrics.get("seasonal_naive_mase", math.nan),
-            len(result.history),
-            result.seconds,
-        )
+        else:
+            return _finish_candidate(group, cell, spec, forecaster, result, run_id, client)
+    # Only now: leaving start_run's context marks the run FINISHED.
+    client.set_terminated(run_id, "FAILED")
+    return None
+
+
+def _finish_candidate(
+    group: ModelGroup,
+    cell: str,
+    spec: ForecasterSpec,
+    forecaster: GlobalForecaster,
+    result: TrainResult,
+    run_id: str,
+    client: MlflowClient,
+) -> Candidate:
+    """Backtest, log metrics and figures, and register, inside the candidate's active run."""
+    logger = get_run_logger()
+    log_step_metric(client, run_id, "grad_norm_step", result.grad_norms)
+    bt = forecaster.backtest()
+    metrics = backtest_metrics(bt)
+    metrics.update(
+        best_epoch=float(result.best_epoch),
+        epochs_run=float(len(result.history)),
+        train_seconds=result.seconds,
+        windows_per_second=result.windows_seen / max(result.seconds, 1e-9),
+    )
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(
+        {
+            **forecaster.data_stats,
+            "excluded_series": forecaster.excluded,
+            "device": result.device,
+        },
+        "data/training_data.json",
+    )
+    mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
+    for name, fig in (
+        (
+            "forecast_vs_actual",
+            plots.forecast_vs_actual(bt.examples, f"{group.name} {cell}: last backtest window"),
+        ),
+        ("loss_curve", plots.loss_curves(result.history, f"{group.name} {cell}")),
+        (
+            "grad_norm",
+            plots.grad_norms(result.grad_norms, spec.train.clip_norm, f"{group.name} {cell}"),
+        ),
+    ):
+        mlflow.log_figure(fig, f"plots/{name}.png")
+        plots.close(fig)
+    version = log_forecaster(forecaster, group.registered_model)
+    for key in ("backtest_mase", "backtest_smape"):
+        if key in metrics:
+            client.set_model_version_tag(
+                group.registered_model, version.version, key, f"{metrics[key]:.4f}"
+            )
+    logger.info(
+        "%s/%s: version %s, MASE %.3f (seasonal naive %.3f), %d epochs in %.1fs",
+        group.name,
+        cell,
+        version.version,
+        metrics.get("backtest_mase", math.nan),
+        metrics.get("seasonal_naive_mase", math.nan),
+        len(result.history),
+        result.seconds,
+    )
     return Candidate(cell, run_id, str(version.version), bt, forecaster)
 
 

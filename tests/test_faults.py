@@ -188,3 +188,41 @@ def test_unreachable_mlflow_fails_the_flow_naming_it(
     assert state.type == StateType.FAILED
     assert "http://127.0.0.1:1" in state.message
     assert _count(service_env["SEQCAST_DATABASE_URL"], "forecast_runs") == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_diverging_run_fails_with_its_reason_and_registers_nothing(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+    from prefect.client.schemas.objects import StateType
+
+    from flows.ingest import ingest
+    from flows.params import IngestParams, TrainParams
+    from flows.train import train_forecasters
+    from forecasting.forecaster import GlobalForecaster
+    from forecasting.training import TrainingDiverged
+    from tests.test_pipeline_e2e import tiny_groups
+
+    ingest(IngestParams(bundled=["stocks"]))
+
+    def diverge(self: GlobalForecaster, *args: object, **kwargs: object) -> None:
+        raise TrainingDiverged("epoch 1: non-finite loss or gradient norm (last loss nan)")
+
+    monkeypatch.setattr(GlobalForecaster, "fit", diverge)
+    state = train_forecasters(TrainParams(groups=[tiny_groups()[1]]), return_state=True)
+    assert state.type == StateType.FAILED
+    assert "every candidate diverged" in state.message
+    client = MlflowClient()
+    assert client.search_model_versions("name = 'seqcast-prices'") == []
+    experiment = client.get_experiment_by_name("seqcast-test")
+    children = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    ]
+    assert len(children) == 2
+    assert all(
+        r.info.status == "FAILED" and "non-finite" in r.data.tags["failure"] for r in children
+    )
