@@ -10,10 +10,6 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from db.schema import observations, series
 
-# SQLAlchemy's SQLite DATETIME storage format; staged text must match it byte for byte so
-# that the primary key and the views compare equal timestamps as equal strings.
-_SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
 
 @dataclass(frozen=True)
 class SeriesSpec:
