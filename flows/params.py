@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from forecasting.forecaster import ForecasterSpec
 from forecasting.models import RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
+from forecasting.spec import ForecasterSpec
 from forecasting.training import TrainConfig
 
 Cell = Literal["lstm", "gru", "rnn"]
@@ -46,6 +46,25 @@ class ModelGroup(BaseModel):
     test_size: int = Field(96, ge=1)
     max_fill: int = Field(3, ge=0)
     interval: float = Field(0.9, gt=0.0, lt=1.0)
+    intervals: Literal["residual", "quantile"] = Field(
+        "residual", description="residual quantiles, or quantile outputs (pinball loss)"
+    )
+    bidirectional: bool = False
+    layer_norm: bool = False
+    normalize: Literal["none", "level", "window"] = "level"
+    patch_len: int = Field(1, ge=1, description="encoder reads the window in such segments")
+    seasonal_skip: int = Field(0, ge=0, description="add the value this many steps back")
+    head: Literal["direct", "seq2seq"] = "direct"
+    calendar: list[str] = Field(default_factory=list, description="e.g. hour, dayofweek")
+    embed_series: int = Field(0, ge=0, le=256, description="series embedding size (0: off)")
+    lr_schedule: Literal["plateau", "onecycle"] = "plateau"
+    processes: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="DDP processes via torchrun (None: one per GPU when there are several)",
+    )
+    loss_scale: Literal["none", "window"] = "none"
     seed: int = 0
 
     @model_validator(mode="after")
@@ -54,6 +73,9 @@ class ModelGroup(BaseModel):
             raise ValueError("give exactly one of series_kind or series_ids")
         if self.test_size < self.horizon:
             raise ValueError("test_size must be at least one horizon")
+        # Build every spec once, so a bad combination fails validation, not the scheduled run.
+        for cell in self.cells:
+            self.spec(cell)
         return self
 
     @property
@@ -70,6 +92,12 @@ class ModelGroup(BaseModel):
                 hidden_size=self.hidden_size,
                 num_layers=self.num_layers,
                 dropout=self.dropout,
+                bidirectional=self.bidirectional,
+                layer_norm=self.layer_norm,
+                normalize=self.normalize,
+                patch_len=self.patch_len,
+                seasonal_skip=self.seasonal_skip,
+                head=self.head,
             ),
             train=TrainConfig(
                 max_epochs=self.max_epochs,
@@ -78,6 +106,8 @@ class ModelGroup(BaseModel):
                 clip_norm=self.clip_norm,
                 patience=self.patience,
                 windows_per_epoch=self.windows_per_epoch,
+                lr_schedule=self.lr_schedule,
+                loss_scale=self.loss_scale,
                 seed=self.seed,
             ),
             panel=PanelConfig(
@@ -85,6 +115,9 @@ class ModelGroup(BaseModel):
             ),
             season_length=self.season_length,
             interval=self.interval,
+            intervals=self.intervals,
+            calendar=tuple(self.calendar),
+            embed_series=self.embed_series,
         )
 
 

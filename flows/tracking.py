@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from flows.errors import SeqcastError
 from flows.settings import Settings
+from forecasting.export import PackedForecaster
 from forecasting.forecaster import GlobalForecaster
 
 ARTIFACT_FILE = "seqcast_forecaster.pt"
@@ -86,8 +87,9 @@ def child_run(parent_run_id: str, name: str, tags: dict[str, str]) -> Iterator[m
 def log_forecaster(forecaster: GlobalForecaster, registered_model: str) -> ModelVersion:
     """Log the model to the active run (MLflow ``pt2`` flavor plus seqcast's safe artifact) and
     register it as a new version of ``registered_model``."""
-    model = forecaster.model.to("cpu").eval()
-    example = np.zeros((2, forecaster.spec.model.window), dtype=np.float32)
+    # One input tensor: the scaled window, then any covariates and the series index.
+    model = PackedForecaster(forecaster.model.to("cpu").eval()).eval()
+    example = np.zeros((2, model.width), dtype=np.float32)
     torch_req = f"torch=={torch.__version__.split('+')[0]}"
     with tempfile.TemporaryDirectory() as tmp:
         artifact = forecaster.save(Path(tmp) / ARTIFACT_FILE)

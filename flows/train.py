@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from db import make_engine
 from flows import plots
 from flows.checks import check_database, check_tracking
+from flows.distributed_fit import fit_with_torchrun, processes_for
 from flows.errors import SeqcastError, retry_unless_user_error
 from flows.params import ModelGroup, TrainParams
 from flows.series_data import GroupData, read_group
@@ -31,7 +32,8 @@ from flows.tracking import (
     log_step_metric,
 )
 from forecasting.backtest import BacktestResult
-from forecasting.forecaster import ForecasterSpec, GlobalForecaster
+from forecasting.forecaster import ArtifactError, GlobalForecaster
+from forecasting.spec import ForecasterSpec
 from forecasting.training import TrainingDiverged, TrainResult
 
 CHAMPION = "champion"
@@ -101,13 +103,21 @@ def train_candidate(
         run_id = run.info.run_id
         mlflow.log_params(flatten(spec.to_dict()))
         mlflow.log_params({"group": group.name, "registered_model": group.registered_model})
+        nproc = processes_for(group.processes)
+        mlflow.log_param("processes", nproc)
+        callbacks = [EpochLogger(client, run_id)]
         try:
-            result = forecaster.fit(data.frame, data.freqs, [EpochLogger(client, run_id)])
+            if nproc > 1:
+                forecaster, result = fit_with_torchrun(
+                    spec, data.frame, data.freqs, nproc, callbacks
+                )
+            else:
+                result = forecaster.fit(data.frame, data.freqs, callbacks)
         except TrainingDiverged as exc:
             logger.error("%s/%s diverged: %s", group.name, cell, exc)
             mlflow.set_tag("failure", str(exc))
         else:
-            return _finish_candidate(group, cell, spec, forecaster, result, run_id, client)
+            return _finish_candidate(group, cell, spec, forecaster, result, run_id, client, data)
     # Only now: leaving start_run's context marks the run FINISHED.
     client.set_terminated(run_id, "FAILED")
     return None
@@ -121,11 +131,17 @@ def _finish_candidate(
     result: TrainResult,
     run_id: str,
     client: MlflowClient,
+    data: GroupData,
 ) -> Candidate:
     """Backtest, log metrics and figures, and register, inside the candidate's active run."""
     logger = get_run_logger()
     log_step_metric(client, run_id, "grad_norm_step", result.grad_norms)
-    bt = forecaster.backtest()
+    # A model trained by torchrun comes back as an artifact: score it on the same holdout.
+    bt = (
+        forecaster.backtest()
+        if forecaster.has_holdout
+        else forecaster.evaluate(data.frame, spec.panel)
+    )
     metrics = backtest_metrics(bt)
     metrics.update(
         best_epoch=float(result.best_epoch),
@@ -209,15 +225,21 @@ def promote(group: ModelGroup, candidates: list[Candidate], data: GroupData) -> 
     if current is None:
         promoted, reason = True, "no champion yet"
     else:
-        champion = load_forecaster(name, str(current.version))
-        champion_bt = champion.evaluate(data.frame, best.forecaster.spec.panel)
-        challenger_score, champion_score = _common_score(best.backtest, champion_bt)
-        decision.update(champion=f"v{current.version}", champion_score=champion_score)
-        promoted = challenger_score < champion_score
-        reason = (
-            f"challenger MASE {challenger_score:.4f} vs champion v{current.version} "
-            f"{champion_score:.4f} on the same holdout"
-        )
+        try:
+            champion = load_forecaster(name, str(current.version))
+        except ArtifactError as exc:
+            # e.g. written by an older seqcast: it could not forecast either, so replace it.
+            champion = None
+            promoted, reason = True, f"champion v{current.version} cannot be loaded ({exc})"
+        if champion is not None:
+            champion_bt = champion.evaluate(data.frame, best.forecaster.spec.panel)
+            challenger_score, champion_score = _common_score(best.backtest, champion_bt)
+            decision.update(champion=f"v{current.version}", champion_score=champion_score)
+            promoted = challenger_score < champion_score
+            reason = (
+                f"challenger MASE {challenger_score:.4f} vs champion v{current.version} "
+                f"{champion_score:.4f} on the same holdout"
+            )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, best.version)
     beats_naive = (

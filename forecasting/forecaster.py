@@ -1,22 +1,21 @@
 """One global recurrent model across many series: fit, backtest, predict, save and load.
 
 This module only wires the separate pieces together: panel (grids and split), scaling,
-windows, the model, the training loop and the backtest.
+covariates, windows, the model, the training loop and the backtest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from forecasting.backtest import BacktestResult, backtest
-from forecasting.models import RecurrentForecaster, RecurrentForecasterConfig
+from forecasting.covariates import ExogenousScaler, check_exogenous, covariate_matrix
+from forecasting.models import RecurrentForecasterConfig, build_model
 from forecasting.panel import (
     Panel,
     PanelConfig,
@@ -26,38 +25,18 @@ from forecasting.panel import (
     exclude_short,
 )
 from forecasting.scaling import SeriesScaler
-from forecasting.training import Callback, TrainConfig, TrainResult, WindowData, fit, predict
+from forecasting.spec import ForecasterSpec
+from forecasting.training import Callback, TrainResult, WindowData, fit, predict
 from forecasting.windows import WindowSpec, window_starts
 
-ARTIFACT_FORMAT = "seqcast-forecaster/1"
+ARTIFACT_FORMAT = "seqcast-forecaster/2"
+FORECAST_COLUMNS = ["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
+
+__all__ = ["ArtifactError", "ForecasterSpec", "GlobalForecaster"]
 
 
 class ArtifactError(ValueError):
     """A model artifact is missing, of another format, or has been tampered with."""
-
-
-@dataclass(frozen=True)
-class ForecasterSpec:
-    """Everything that defines a forecaster: architecture, training, data handling."""
-
-    model: RecurrentForecasterConfig = field(default_factory=RecurrentForecasterConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    panel: PanelConfig = field(default_factory=PanelConfig)
-    season_length: int = 24
-    interval: float = 0.9  # nominal coverage of [yhat_lower, yhat_upper]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ForecasterSpec:
-        return cls(
-            model=RecurrentForecasterConfig(**data["model"]),
-            train=TrainConfig(**data["train"]),
-            panel=PanelConfig(**data["panel"]),
-            season_length=int(data["season_length"]),
-            interval=float(data["interval"]),
-        )
 
 
 def _scaled_values(panel: Panel, scaler: SeriesScaler) -> np.ndarray:
@@ -74,43 +53,89 @@ class GlobalForecaster:
     def __init__(self, spec: ForecasterSpec) -> None:
         self.spec = spec
         self.window = WindowSpec(spec.model.window, spec.model.horizon)
-        # Initial weights come from the run's seed, not from whatever used the global RNG before.
-        with torch.random.fork_rng():
-            torch.manual_seed(spec.train.seed)
-            self.model = RecurrentForecaster(spec.model)
+        self._build(spec.model_config(n_series=0))
         self.scaler: SeriesScaler | None = None
+        self.exog_scaler: ExogenousScaler | None = None
         self.freqs: dict[str, str] = {}
         # Residual quantiles per horizon step, in scaled units: [2, H].
         self.residual_quantiles = np.zeros((2, spec.model.horizon))
         self._panel: Panel | None = None
         self._split: Split | None = None
+        self._exogenous: pd.DataFrame | None = None
         self.data_stats: dict[str, int] = {}
         self.excluded: dict[str, str] = {}
 
+    def _build(self, config: RecurrentForecasterConfig) -> None:
+        self.model_config = config
+        # Initial weights come from the run's seed, not from whatever used the global RNG before.
+        with torch.random.fork_rng():
+            torch.manual_seed(self.spec.train.seed)
+            self.model = build_model(config)
+
+    @property
+    def has_holdout(self) -> bool:
+        """Fitted in this process, so :meth:`backtest` has the held-out part at hand."""
+        return self._panel is not None
+
+    @property
+    def _uses_covariates(self) -> bool:
+        return self.model_config.n_covariates > 0
+
+    def _covariates(self, panel: Panel, extra: int = 0) -> tuple[np.ndarray, dict[str, str]]:
+        return covariate_matrix(
+            panel, self.spec.calendar, self.spec.exogenous, self._exogenous, self.exog_scaler, extra
+        )
+
     def fit(
-        self, frame: pd.DataFrame, freqs: dict[str, str], callbacks: Sequence[Callback] = ()
+        self,
+        frame: pd.DataFrame,
+        freqs: dict[str, str],
+        callbacks: Sequence[Callback] = (),
+        exogenous: pd.DataFrame | None = None,
     ) -> TrainResult:
-        """Train on the long frame; keeps the test part of each series for :meth:`backtest`."""
+        """Train on the long frame; keeps the test part of each series for :meth:`backtest`.
+
+        Args:
+            exogenous: ``series_id, ts`` and one column per name in ``spec.exogenous``.
+        """
+        check_exogenous(self.spec.exogenous, exogenous)
         panel, self.excluded = exclude_short(
             build_panel(frame, freqs, self.spec.panel), self.spec.panel, self.window.span
         )
         split = chronological_split(panel, self.spec.panel, self.window.span)
+        if self.spec.embed_series:
+            self._build(self.spec.model_config(n_series=len(panel.series_ids)))
         scaler = SeriesScaler.fit(
             panel.series_ids,
             [panel.series_values(i)[: split.val_start[i]] for i in range(len(panel.series_ids))],
         )
+        self.scaler, self.freqs = scaler, {s: freqs[s] for s in panel.series_ids}
+        self._panel, self._split, self._exogenous = panel, split, exogenous
+        if self.spec.exogenous and exogenous is not None:
+            self.exog_scaler = ExogenousScaler.fit(self.spec.exogenous, exogenous)
         train, _, skip_train = window_starts(panel, split, self.window, "train")
         val, _, skip_val = window_starts(panel, split, self.window, "val")
+        covariates = (
+            torch.from_numpy(np.nan_to_num(self._covariates(panel)[0]))
+            if self._uses_covariates
+            else None
+        )
+        point_series = (
+            torch.from_numpy(np.repeat(np.arange(len(panel.series_ids)), panel.lengths))
+            if self.model_config.n_series
+            else None
+        )
         data = WindowData(
             torch.from_numpy(_scaled_values(panel, scaler)),
             torch.from_numpy(train),
             torch.from_numpy(val),
             self.window,
+            covariates,
+            point_series,
         )
-        result = fit(self.model, data, self.spec.train, callbacks)
-        self.scaler, self.freqs = scaler, {s: freqs[s] for s in panel.series_ids}
-        self._panel, self._split = panel, split
-        self._fit_intervals(data)
+        result = fit(self.model, data, self.spec.train, callbacks, self.model_config.quantiles)
+        if self.spec.intervals == "residual":
+            self._fit_residual_intervals(data)
         self.data_stats = {
             "series": len(panel.series_ids),
             "points": int(panel.values.size),
@@ -122,64 +147,100 @@ class GlobalForecaster:
         }
         return result
 
-    def _fit_intervals(self, data: WindowData) -> None:
+    def _fit_residual_intervals(self, data: WindowData) -> None:
         # Empirical residual quantiles on validation windows give the interval per step.
-        values = data.values.cpu().numpy()
-        starts = data.val_starts.cpu().numpy()[:20_000]
-        idx = starts[:, None] + np.arange(self.window.span)[None, :]
-        batch = values[idx]
-        pred = predict(self.model, batch[:, : self.window.window])
-        resid = batch[:, self.window.window :] - pred
+        b = data.to(torch.device("cpu")).batch(data.val_starts.cpu()[:20_000])
+        pred = predict(
+            self.model,
+            b.x.numpy(),
+            None if b.cov is None else b.cov.numpy(),
+            None if b.series is None else b.series.numpy(),
+        )[..., 0]
+        resid = b.y.numpy() - pred
         alpha = (1.0 - self.spec.interval) / 2.0
         q = np.quantile(resid, [alpha, 1.0 - alpha], axis=0)
         # Keep the point forecast inside its own interval even when residuals are biased.
         self.residual_quantiles = np.stack([np.minimum(q[0], 0.0), np.maximum(q[1], 0.0)])
 
-    def _predict_raw(self, i: int, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw-unit inputs [K, W] of scaler series ``i`` -> forecast, lower, upper [K, H]."""
+    def _predict_raw(
+        self, sid: str, inputs: np.ndarray, cov: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw-unit inputs [K, W] (+ covariates [K, W + H, C]) -> forecast, lower, upper [K, H]."""
         assert self.scaler is not None
-        scaled = predict(self.model, self.scaler.transform(i, inputs))
-        lo = scaled + self.residual_quantiles[0][None, :]
-        hi = scaled + self.residual_quantiles[1][None, :]
-        return (
-            self.scaler.inverse(i, scaled),
-            self.scaler.inverse(i, lo),
-            self.scaler.inverse(i, hi),
-        )
+        i = self.scaler.index(sid)
+        series = np.full(len(inputs), i) if self.model_config.n_series else None
+        out = predict(self.model, self.scaler.transform(i, inputs), cov, series)  # [K, H, Q]
+        if self.spec.intervals == "quantile":
+            # Rearranged (sorted) quantiles never cross (Chernozhukov et al. 2010).
+            out = np.sort(out, axis=-1)
+            lo, mid, hi = out[..., 0], out[..., 1], out[..., 2]
+        else:
+            mid = out[..., 0]
+            lo = mid + self.residual_quantiles[0][None, :]
+            hi = mid + self.residual_quantiles[1][None, :]
+        return tuple(self.scaler.inverse(i, a) for a in (mid, lo, hi))  # type: ignore[return-value]
 
-    def backtest(self) -> BacktestResult:
+    def backtest(self, step: int | None = None, n_windows: int | None = None) -> BacktestResult:
         """Rolling-origin backtest on the held-out test part, beside naive and seasonal naive."""
         if self._panel is None or self._split is None:
             raise RuntimeError("call fit() before backtest()")
-        return self._backtest(self._panel, self._split)
+        return self._backtest(self._panel, self._split, step, n_windows)
 
-    def evaluate(self, frame: pd.DataFrame, panel_config: PanelConfig) -> BacktestResult:
+    def evaluate(
+        self,
+        frame: pd.DataFrame,
+        panel_config: PanelConfig,
+        exogenous: pd.DataFrame | None = None,
+    ) -> BacktestResult:
         """Backtest this (already trained) forecaster on the held-out end of ``frame``.
 
         ``panel_config`` defines the holdout, so a champion and a challenger can be compared
         on exactly the same windows. Series unknown to this forecaster are left out.
         """
+        if exogenous is not None:
+            self._exogenous = exogenous
         known = frame[frame["series_id"].isin(list(self.freqs))]
         panel, _ = exclude_short(
             build_panel(known, self.freqs, panel_config), panel_config, self.window.span
         )
         return self._backtest(panel, chronological_split(panel, panel_config, self.window.span))
 
-    def _backtest(self, panel: Panel, split: Split) -> BacktestResult:
+    def _backtest(
+        self, panel: Panel, split: Split, step: int | None = None, n_windows: int | None = None
+    ) -> BacktestResult:
         if self.scaler is None:
             raise RuntimeError("the forecaster is not fitted")
-        scaler = self.scaler
+        cov = self._covariates(panel)[0] if self._uses_covariates else None
+        w, span = self.window.window, self.window.span
+
+        def predict_fn(
+            i: int, inputs: np.ndarray, origins: np.ndarray
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            window_cov = None
+            if cov is not None:
+                rows = int(panel.offsets[i]) + origins[:, None] - w + np.arange(span)[None, :]
+                window_cov = cov[rows]  # [K, W + H, C]
+            return self._predict_raw(panel.series_ids[i], inputs, window_cov)
+
         return backtest(
             panel,
             split,
-            self.window.window,
+            w,
             self.window.horizon,
             self.spec.season_length,
-            lambda i, x: self._predict_raw(scaler.index(panel.series_ids[i]), x),
+            predict_fn,
+            interval=self.spec.interval,
+            step=step,
+            n_windows=n_windows,
         )
 
-    def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    def predict(
+        self, frame: pd.DataFrame, exogenous: pd.DataFrame | None = None
+    ) -> tuple[pd.DataFrame, dict[str, str]]:
         """Forecast the next ``horizon`` steps after each series' last grid point.
+
+        Args:
+            exogenous: the exogenous variables over the window and the next ``horizon`` steps.
 
         Returns:
             Rows ``series_id, ts, step, yhat, yhat_lower, yhat_upper`` and, per series that
@@ -187,6 +248,9 @@ class GlobalForecaster:
         """
         if self.scaler is None:
             raise RuntimeError("the forecaster is not fitted")
+        check_exogenous(self.spec.exogenous, exogenous)
+        if exogenous is not None:
+            self._exogenous = exogenous
         known = [s for s in frame["series_id"].unique() if s in self.freqs]
         skipped = {
             str(s): "series was not in the training data; retrain to include it"
@@ -194,18 +258,24 @@ class GlobalForecaster:
             if s not in self.freqs
         }
         if not known:
-            return pd.DataFrame(
-                columns=["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
-            ), skipped
+            return pd.DataFrame(columns=FORECAST_COLUMNS), skipped
         panel = build_panel(frame[frame["series_id"].isin(known)], self.freqs, self.spec.panel)
-        out: list[pd.DataFrame] = []
         w, h = self.window.window, self.window.horizon
+        cov, problems = self._covariates(panel, extra=h) if self._uses_covariates else (None, {})
+        out: list[pd.DataFrame] = []
         for i, sid in enumerate(panel.series_ids):
             y = panel.series_values(i).astype(np.float64)
             if y.size < w or not np.isfinite(y[-w:]).all():
                 skipped[sid] = f"the last {w} points contain gaps longer than max_fill"
                 continue
-            yhat, lo, hi = self._predict_raw(self.scaler.index(sid), y[-w:][None, :])
+            window_cov = None
+            if cov is not None:
+                end = int(panel.offsets[i]) + i * h + y.size  # rows are length + h per series
+                window_cov = cov[end - w : end + h][None]
+                if not np.isfinite(window_cov).all():
+                    skipped[sid] = f"{problems.get(sid, 'covariates missing')}; supply them"
+                    continue
+            yhat, lo, hi = self._predict_raw(sid, y[-w:][None, :], window_cov)
             last = panel.timestamp(i, y.size - 1)
             step = pd.tseries.frequencies.to_offset(panel.freqs[i])
             out.append(
@@ -220,24 +290,20 @@ class GlobalForecaster:
                     }
                 )
             )
-        rows = (
-            pd.concat(out, ignore_index=True)
-            if out
-            else pd.DataFrame(
-                columns=["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
-            )
-        )
+        rows = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=FORECAST_COLUMNS)
         return rows, skipped
 
     def save(self, path: str | Path) -> Path:
-        """Write weights, config, scaler and intervals as one ``weights_only``-safe file."""
+        """Write weights, config, scalers and intervals as one ``weights_only``-safe file."""
         if self.scaler is None:
             raise RuntimeError("the forecaster is not fitted")
         payload = {
             "format": ARTIFACT_FORMAT,
             "spec": self.spec.to_dict(),
+            "model_config": self.model_config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "scaler": self.scaler.to_dict(),
+            "exog_scaler": self.exog_scaler.to_dict() if self.exog_scaler else None,
             "freqs": dict(self.freqs),
             "residual_quantiles": torch.from_numpy(self.residual_quantiles.copy()),
         }
@@ -253,14 +319,21 @@ class GlobalForecaster:
         except Exception as exc:
             raise ArtifactError(f"{path}: not a loadable seqcast model artifact ({exc})") from exc
         if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
-            raise ArtifactError(f"{path}: expected format {ARTIFACT_FORMAT!r}")
+            found = payload.get("format") if isinstance(payload, dict) else None
+            raise ArtifactError(
+                f"{path}: expected format {ARTIFACT_FORMAT!r}, found {found!r}; "
+                "retrain the model with this version of seqcast"
+            )
         forecaster = cls(ForecasterSpec.from_dict(payload["spec"]))
         try:
+            forecaster._build(RecurrentForecasterConfig.from_dict(payload["model_config"]))
             forecaster.model.load_state_dict(payload["state_dict"])
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: weights do not match the config ({exc})") from exc
         forecaster.model.eval()
         forecaster.scaler = SeriesScaler.from_dict(payload["scaler"])
+        if payload.get("exog_scaler"):
+            forecaster.exog_scaler = ExogenousScaler.from_dict(payload["exog_scaler"])
         forecaster.freqs = dict(payload["freqs"])
         forecaster.residual_quantiles = payload["residual_quantiles"].numpy()
         return forecaster

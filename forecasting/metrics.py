@@ -41,6 +41,19 @@ def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((y >= lower) & (y <= upper)))
 
 
+def pinball(y: np.ndarray, q_forecast: np.ndarray, level: float) -> float:
+    """Mean quantile (pinball) loss of the ``level`` quantile forecast."""
+    diff = y - q_forecast
+    return float(np.mean(np.maximum(level * diff, (level - 1.0) * diff)))
+
+
+def interval_pinball(
+    y: np.ndarray, median: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float
+) -> float:
+    """Mean pinball loss over the lower (alpha), median and upper (1 - alpha) forecasts."""
+    return (pinball(y, lower, alpha) + pinball(y, median, 0.5) + pinball(y, upper, 1 - alpha)) / 3
+
+
 def point_metrics(y: np.ndarray, yhat: np.ndarray, scale: float) -> dict[str, float]:
     """MAE, RMSE, sMAPE and MASE together."""
     return {

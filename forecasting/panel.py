@@ -67,6 +67,8 @@ def _regularize(group: pd.DataFrame, freq: str, max_fill: int) -> tuple[pd.Serie
     except ValueError as exc:
         raise PanelError(f"frequency {freq!r} is not a pandas offset alias: {exc}") from exc
     missing_before = int(grid.isna().sum())
+    if max_fill == 0 or missing_before == 0:
+        return grid, 0
     filled = grid.interpolate(method="linear", limit=max_fill, limit_area="inside")
     # interpolate fills the first `limit` points of a longer gap too; undo that so a long gap
     # stays wholly missing.

@@ -1,6 +1,8 @@
 """A short, model-agnostic training loop: AdamW, clipping by global norm, early stopping.
 
-Progress and tracking reach the loop only through callbacks.
+Progress and tracking reach the loop only through callbacks. Under ``torchrun`` (an
+initialised process group) the model is wrapped in DistributedDataParallel and every rank
+takes its share of each batch, so the optimisation is the same as on one device.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from forecasting.device import autocast_context, pick_device
-from forecasting.windows import WindowSpec, gather
+from forecasting.losses import forecast_loss
+from forecasting.windows import Batch, WindowSpec, gather_batch
 
-LOSSES: dict[str, type[nn.Module]] = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}
+LOSS_NAMES = ("mae", "mse", "huber")
 
 
 class TrainingDiverged(RuntimeError):
@@ -28,7 +32,17 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. ``windows_per_epoch`` caps an epoch (None: every window)."""
+    """Optimisation settings.
+
+    Attributes:
+        windows_per_epoch: cap on the windows drawn per epoch (None: every window).
+        loss: point loss (``mae``, ``mse``, ``huber``); models with quantile outputs are
+            always trained with the pinball loss.
+        loss_scale: ``window`` divides each window's loss by the standard deviation of its
+            input, so every window counts alike whatever its level (scale-free, like MASE).
+        lr_schedule: ``plateau`` halves the rate when validation stalls; ``onecycle`` warms
+            up to ``learning_rate`` and anneals over ``max_epochs`` (Smith 2018).
+    """
 
     max_epochs: int = 20
     batch_size: int = 256
@@ -39,18 +53,26 @@ class TrainConfig:
     windows_per_epoch: int | None = 8192
     max_val_windows: int = 4096
     loss: Literal["mae", "mse", "huber"] = "mae"
+    loss_scale: Literal["none", "window"] = "none"
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr_schedule: Literal["plateau", "onecycle"] = "plateau"
     seed: int = 0
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"loss must be one of {list(LOSS_NAMES)}, got {self.loss!r}")
         for name in ("max_epochs", "batch_size", "patience", "max_val_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
+            raise ValueError(f"windows_per_epoch must be >= 1, got {self.windows_per_epoch}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.lr_schedule not in ("plateau", "onecycle"):
+            raise ValueError(f"lr_schedule must be plateau or onecycle, got {self.lr_schedule!r}")
+        if self.loss_scale not in ("none", "window"):
+            raise ValueError(f"loss_scale must be none or window, got {self.loss_scale!r}")
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             raise ValueError("learning_rate and clip_norm must be > 0")
 
@@ -76,24 +98,36 @@ class TrainResult:
     device: str = "cpu"
     seconds: float = 0.0
     windows_seen: int = 0
+    world_size: int = 1
 
 
 @dataclass
 class WindowData:
-    """Scaled series resident on one device, and the window starts of each split."""
+    """Scaled series resident on one device, the window starts of each split, and the known
+    covariates [N, C] and series index [N] of every point when the model uses them."""
 
     values: torch.Tensor  # [N] float32
     train_starts: torch.Tensor  # [K_train] int64
     val_starts: torch.Tensor  # [K_val] int64
     spec: WindowSpec
+    covariates: torch.Tensor | None = None  # [N, C] float32
+    point_series: torch.Tensor | None = None  # [N] int64
 
     def to(self, device: torch.device) -> WindowData:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
         return WindowData(
             self.values.to(device),
             self.train_starts.to(device),
             self.val_starts.to(device),
             self.spec,
+            move(self.covariates),
+            move(self.point_series),
         )
+
+    def batch(self, starts: torch.Tensor) -> Batch:
+        return gather_batch(self.values, starts, self.spec, self.covariates, self.point_series)
 
 
 def _val_subset(starts: torch.Tensor, cap: int) -> torch.Tensor:
@@ -106,19 +140,31 @@ def _val_subset(starts: torch.Tensor, cap: int) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, data: WindowData, starts: torch.Tensor, loss_fn: nn.Module, batch_size: int
+    model: nn.Module,
+    data: WindowData,
+    starts: torch.Tensor,
+    config: TrainConfig,
+    quantiles: Sequence[float] = (),
 ) -> float:
-    """Mean loss over the windows at ``starts`` (eval mode)."""
+    """Mean training loss over the windows at ``starts`` (eval mode)."""
     model.eval()
     device = data.values.device
     total, count = 0.0, 0
+    size = config.batch_size * 4
     with autocast_context(device):
-        for i in range(0, len(starts), batch_size):
-            x, y = gather(data.values, starts[i : i + batch_size], data.spec)
-            loss = loss_fn(model(x).float(), y)
-            total += float(loss) * len(x)
-            count += len(x)
+        for i in range(0, len(starts), size):
+            b = data.batch(starts[i : i + size])
+            pred = model(b.x, b.cov, b.series)
+            loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
+            total += float(loss) * len(b.x)
+            count += len(b.x)
     return total / max(count, 1)
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def fit(
@@ -126,8 +172,12 @@ def fit(
     data: WindowData,
     config: TrainConfig,
     callbacks: Sequence[Callback] = (),
+    quantiles: Sequence[float] = (),
 ) -> TrainResult:
     """Train ``model`` in place and restore its best-validation weights.
+
+    Args:
+        quantiles: the model's output quantile levels (pinball loss); empty for point models.
 
     Raises:
         TrainingDiverged: the loss or the gradient norm became non-finite.
@@ -139,10 +189,14 @@ def fit(
             f"{len(data.val_starts)}; the series are too short or too gappy for this window"
         )
     torch.manual_seed(config.seed)
+    rank, world = _distributed()
     device = pick_device(config.device)
     model.to(device)
     data = data.to(device)
-    loss_fn = LOSSES[config.loss]()
+    train_model: nn.Module = model
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer: torch.optim.Optimizer
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
@@ -150,33 +204,42 @@ def fit(
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    n_train = len(data.train_starts)
+    per_epoch = min(n_train, config.windows_per_epoch or n_train)
+    steps_per_epoch = math.ceil(per_epoch / config.batch_size)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    onecycle = (
+        torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, config.learning_rate, total_steps=config.max_epochs * steps_per_epoch
+        )
+        if config.lr_schedule == "onecycle"
+        else None
+    )
     val_starts = _val_subset(data.val_starts, config.max_val_windows)
-    result = TrainResult(device=str(device))
+    result = TrainResult(device=str(device), world_size=world)
     best_state: dict[str, torch.Tensor] | None = None
     bad_epochs = 0
     t0 = time.perf_counter()
-    n_train = len(data.train_starts)
-    per_epoch = min(n_train, config.windows_per_epoch or n_train)
 
     for epoch in range(1, config.max_epochs + 1):
-        model.train()
+        train_model.train()
         gen = torch.Generator(device="cpu").manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(n_train, generator=gen)[:per_epoch].to(device)
         step_losses: list[torch.Tensor] = []
         step_norms: list[torch.Tensor] = []
         for i in range(0, per_epoch, config.batch_size):
-            x, y = gather(
-                data.values, data.train_starts[order[i : i + config.batch_size]], data.spec
-            )
+            # Every rank draws the same order and takes every world-th window of the batch.
+            b = data.batch(data.train_starts[order[i : i + config.batch_size]][rank::world])
             with autocast_context(device):
-                pred = model(x)  # [B, W] -> [B, H]
-            loss = loss_fn(pred.float(), y)
+                pred = train_model(b.x, b.cov, b.series, b.y)  # [B, H, Q]
+            loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # The returned norm is the one *before* clipping: exploding gradients stay visible.
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
             optimizer.step()
+            if onecycle is not None:
+                onecycle.step()
             step_losses.append(loss.detach())
             step_norms.append(norm.detach())
         # One host sync per epoch rather than per step.
@@ -190,7 +253,7 @@ def fit(
             )
         result.grad_norms.extend(norms.tolist())
         result.windows_seen += per_epoch
-        val_loss = evaluate_loss(model, data, val_starts, loss_fn, config.batch_size * 4)
+        val_loss = evaluate_loss(model, data, val_starts, config, quantiles)
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"epoch {epoch}: validation loss is {val_loss}")
         metrics = {
@@ -201,9 +264,11 @@ def fit(
             "lr": float(optimizer.param_groups[0]["lr"]),
         }
         result.history.append({"epoch": float(epoch), **metrics})
-        for callback in callbacks:
-            callback(epoch, metrics)
-        scheduler.step(val_loss)
+        if rank == 0:
+            for callback in callbacks:
+                callback(epoch, metrics)
+        if onecycle is None:
+            plateau.step(val_loss)
         if val_loss < result.best_val_loss:
             result.best_val_loss = val_loss
             result.best_epoch = epoch
@@ -223,17 +288,30 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Run ``model`` on scaled inputs [B, W] and return scaled forecasts [B, H] as float64."""
+def predict(
+    model: nn.Module,
+    inputs: np.ndarray,
+    covariates: np.ndarray | None = None,
+    series: np.ndarray | None = None,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Scaled inputs [B, W] (+ covariates [B, W + H, C], series [B]) -> [B, H, Q] float64."""
     model.eval()
     device = next(model.parameters()).device
+
+    def part(a: np.ndarray | None, i: int, dtype: torch.dtype) -> torch.Tensor | None:
+        if a is None:
+            return None
+        return torch.as_tensor(a[i : i + batch_size], dtype=dtype, device=device)
+
     outputs = []
     with autocast_context(device):
         for i in range(0, len(inputs), batch_size):
-            x = torch.as_tensor(inputs[i : i + batch_size], dtype=torch.float32, device=device)
-            outputs.append(model(x).float().cpu().numpy())
-    if not outputs:  # no windows: an empty [0, H], with H from one probe forward pass
-        with torch.no_grad():
-            probe = model(torch.zeros(1, inputs.shape[1], device=device))
-        return np.zeros((0, probe.shape[1]))
+            x = part(inputs, i, torch.float32)
+            assert x is not None
+            out = model(x, part(covariates, i, torch.float32), part(series, i, torch.int64))
+            outputs.append(out.float().cpu().numpy())
+    if not outputs:
+        config: Any = model.config  # every forecaster carries its config
+        return np.zeros((0, config.horizon, config.n_outputs))
     return np.concatenate(outputs).astype(np.float64)

@@ -8,6 +8,7 @@ input begins. Inputs are ``values[s : s + window]`` and targets
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -90,3 +91,29 @@ def gather(
     idx = starts[:, None] + offsets[None, :]  # [B, span]
     batch = values[idx]  # [B, span]: the only copy, one batch at a time
     return batch[:, : spec.window], batch[:, spec.window :]
+
+
+class Batch(NamedTuple):
+    """One gathered batch: inputs, targets and what the model may know besides the values."""
+
+    x: torch.Tensor  # [B, W]
+    y: torch.Tensor  # [B, H]
+    cov: torch.Tensor | None  # [B, W + H, C] known covariates over window and horizon
+    series: torch.Tensor | None  # [B] int64 series index
+
+
+def gather_batch(
+    values: torch.Tensor,
+    starts: torch.Tensor,
+    spec: WindowSpec,
+    covariates: torch.Tensor | None = None,
+    point_series: torch.Tensor | None = None,
+) -> Batch:
+    """Gather values, covariates [N, C] and the series index [N] of the windows at ``starts``."""
+    x, y = gather(values, starts, spec)
+    cov = None
+    if covariates is not None:
+        idx = starts[:, None] + torch.arange(spec.span, device=values.device)[None, :]
+        cov = covariates[idx]  # [B, span, C]
+    series = point_series[starts] if point_series is not None else None
+    return Batch(x, y, cov, series)

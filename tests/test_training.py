@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from forecasting.forecaster import ForecasterSpec, GlobalForecaster
-from forecasting.models import RecurrentForecaster, RecurrentForecasterConfig
+from forecasting.models import LSTMForecaster, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
 from forecasting.training import TrainConfig, TrainingDiverged, WindowData, fit
 from forecasting.windows import WindowSpec
@@ -24,9 +24,9 @@ def _data(values: np.ndarray, spec: WindowSpec) -> WindowData:
 
 def test_clipping_bounds_the_update_and_records_the_preclip_norm() -> None:
     spec = WindowSpec(8, 2)
-    model = RecurrentForecaster(
+    model = LSTMForecaster(
         RecurrentForecasterConfig(
-            cell="lstm", window=8, horizon=2, hidden_size=8, num_layers=1, level_norm=False
+            cell="lstm", window=8, horizon=2, hidden_size=8, num_layers=1, normalize="none"
         )
     )
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
@@ -51,7 +51,7 @@ def test_non_finite_loss_stops_training_with_a_reason() -> None:
     spec = WindowSpec(8, 2)
     values = np.linspace(0, 1, 200)
     values[50:60] = np.nan
-    model = RecurrentForecaster(
+    model = LSTMForecaster(
         RecurrentForecasterConfig(window=8, horizon=2, hidden_size=4, num_layers=1)
     )
     with pytest.raises(TrainingDiverged, match="non-finite"):

@@ -1,0 +1,188 @@
+"""M4 Hourly accuracy: one global seqcast model per cell against seasonal naive and Naive2.
+
+Without ``--test`` it trains on each training series minus its last 48 points and scores on
+those 48 (the official test horizon is not in ../shared/data). With ``--test FILE`` (the same
+wide format, holding the next 48 points of every series, e.g. the official M4 Hourly-test.csv)
+it trains on the whole training series and scores on that file.
+
+    .venv/bin/python bench/m4_hourly.py [--cells lstm,gru,rnn] [--seeds 2] [--test FILE]
+
+Prints sMAPE, MASE (m=24) and OWA (the mean of sMAPE and MASE relative to Naive2, as in M4)
+for each model, the ensemble of its seeds, and the LSTM+GRU ensemble, with fit and predict
+time, and writes them to bench/results/m4_hourly.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from forecasting.baselines import naive2, seasonal_naive
+from forecasting.forecaster import GlobalForecaster
+from forecasting.models import RecurrentForecasterConfig
+from forecasting.panel import PanelConfig
+from forecasting.spec import ForecasterSpec
+from forecasting.training import TrainConfig
+
+HORIZON, SEASON = 48, 24
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TRAIN = ROOT.parent / "shared" / "data" / "m4" / "Hourly-train.csv"
+
+
+def read_wide(path: Path) -> dict[str, np.ndarray]:
+    """M4 wide CSV -> {id: values} (trailing empty cells dropped)."""
+    frame = pd.read_csv(path)
+    ids = frame.iloc[:, 0].astype(str)
+    values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)
+    return {sid: row[~np.isnan(row)] for sid, row in zip(ids, values, strict=True)}
+
+
+def long_frame(series: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Series on an hourly grid (M4 gives no dates: every series ends at the same hour)."""
+    parts = []
+    end = pd.Timestamp("2020-01-01", tz="UTC")
+    for sid, y in series.items():
+        ts = pd.date_range(end=end, periods=len(y), freq="h")
+        parts.append(pd.DataFrame({"series_id": sid, "ts": ts, "value": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def smape(y: np.ndarray, f: np.ndarray) -> float:
+    return float(np.mean(200.0 * np.abs(y - f) / (np.abs(y) + np.abs(f))))
+
+
+def mase(insample: np.ndarray, y: np.ndarray, f: np.ndarray) -> float:
+    return float(np.mean(np.abs(y - f)) / np.mean(np.abs(insample[SEASON:] - insample[:-SEASON])))
+
+
+def spec_for(cell: str, seed: int, args: argparse.Namespace) -> ForecasterSpec:
+    return ForecasterSpec(
+        model=RecurrentForecasterConfig(
+            cell=cell,  # type: ignore[arg-type]
+            window=args.window,
+            horizon=HORIZON,
+            hidden_size=args.hidden,
+            num_layers=2,
+            dropout=0.1,
+            normalize="window",  # each window standardised by its own mean and std
+            patch_len=SEASON,  # the encoder reads one day per step
+            seasonal_skip=168,  # the output corrects the same hours one week earlier
+        ),
+        train=TrainConfig(
+            max_epochs=args.epochs,
+            windows_per_epoch=args.windows_per_epoch,
+            batch_size=256,
+            learning_rate=3e-3,
+            lr_schedule="onecycle",
+            loss="mae",
+            loss_scale="window",
+            patience=args.epochs,  # one-cycle runs its whole schedule
+            seed=seed,
+        ),
+        panel=PanelConfig(max_fill=0, test_size=0, val_size=HORIZON),
+        season_length=SEASON,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train", type=Path, default=DEFAULT_TRAIN)
+    parser.add_argument("--test", type=Path, help="score on this file instead of the last 48")
+    parser.add_argument("--cells", default="lstm,gru,rnn")
+    parser.add_argument("--seeds", type=int, default=1, help="models per cell (ensembled)")
+    parser.add_argument("--window", type=int, default=336)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--windows-per-epoch", type=int, default=25_600)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "m4_hourly.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.train.exists():
+        raise SystemExit(f"{args.train}: not found (M4 Hourly-train.csv from ../shared/data)")
+    full = read_wide(args.train)
+    if args.test:
+        test = read_wide(args.test)
+        missing = sorted(set(full) - set(test))
+        if missing or any(len(v) < HORIZON for v in test.values()):
+            raise SystemExit(f"{args.test}: needs {HORIZON} values for every series")
+        train, actual = full, {k: test[k][:HORIZON] for k in full}
+    else:
+        train = {k: v[:-HORIZON] for k, v in full.items()}
+        actual = {k: v[-HORIZON:] for k, v in full.items()}
+    ids = list(train)
+    frame = long_frame(train)
+    freqs = dict.fromkeys(ids, "h")
+
+    def score(forecasts: dict[str, np.ndarray]) -> dict[str, float]:
+        s = np.mean([smape(actual[k], forecasts[k]) for k in ids])
+        m = np.mean([mase(train[k], actual[k], forecasts[k]) for k in ids])
+        return {"smape": float(s), "mase": float(m)}
+
+    reference = {k: naive2(train[k], HORIZON, SEASON) for k in ids}
+    ref = score(reference)
+    rows: dict[str, dict[str, float]] = {
+        "Naive2": ref,
+        "seasonal naive": score({k: seasonal_naive(train[k], HORIZON, SEASON) for k in ids}),
+    }
+    per_cell: dict[str, list[dict[str, np.ndarray]]] = {}
+    for cell in args.cells.split(","):
+        for seed in range(args.seeds):
+            forecaster = GlobalForecaster(spec_for(cell, seed, args))
+            t0 = time.perf_counter()
+            result = forecaster.fit(frame, freqs)
+            t1 = time.perf_counter()
+            out, skipped = forecaster.predict(frame)
+            t2 = time.perf_counter()
+            if skipped:
+                raise SystemExit(f"{cell}: series not forecast: {skipped}")
+            fc = {k: g.sort_values("step")["yhat"].to_numpy() for k, g in out.groupby("series_id")}
+            per_cell.setdefault(cell, []).append(fc)
+            rows[f"{cell} seed {seed}"] = {
+                **score(fc),
+                "fit_s": t1 - t0,
+                "predict_s": t2 - t1,
+                "epochs": len(result.history),
+                "windows_seen": result.windows_seen,
+            }
+            print(f"{cell} seed {seed}: {rows[f'{cell} seed {seed}']}", flush=True)
+        if args.seeds > 1:
+            ens = {k: np.median([f[k] for f in per_cell[cell]], axis=0) for k in ids}
+            seeds = [rows[f"{cell} seed {s}"] for s in range(args.seeds)]
+            rows[f"{cell} x{args.seeds}"] = {
+                **score(ens),
+                "fit_s": sum(r["fit_s"] for r in seeds),
+                "predict_s": sum(r["predict_s"] for r in seeds),
+            }
+    if {"lstm", "gru"} <= set(per_cell):
+        both = per_cell["lstm"] + per_cell["gru"]
+        ens = {k: np.median([f[k] for f in both], axis=0) for k in ids}
+        cells = [r for name, r in rows.items() if " seed " in name and name[:3] in ("lst", "gru")]
+        rows["lstm+gru"] = {
+            **score(ens),
+            "fit_s": sum(r["fit_s"] for r in cells),
+            "predict_s": sum(r["predict_s"] for r in cells),
+        }
+    for r in rows.values():
+        r["owa"] = 0.5 * (r["smape"] / ref["smape"] + r["mase"] / ref["mase"])
+    mode = f"test file {args.test}" if args.test else "last 48 points of each training series"
+    print(f"\nM4 Hourly, {len(ids)} series, scored on {mode}")
+    print(f"{'method':<18}{'sMAPE':>8}{'MASE':>8}{'OWA':>8}{'fit s':>9}{'predict s':>11}")
+    for name, r in rows.items():
+        fit_s = f"{r['fit_s']:.0f}" if "fit_s" in r else "-"
+        pred_s = f"{r['predict_s']:.1f}" if "predict_s" in r else "-"
+        print(f"{name:<18}{r['smape']:8.3f}{r['mase']:8.3f}{r['owa']:8.3f}{fit_s:>9}{pred_s:>11}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"mode": mode, "args": vars(args), "rows": rows}, indent=1, default=str)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Training losses over [B, H, Q] outputs: point losses and the pinball (quantile) loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.nn import functional as F
+
+
+def pinball(pred: torch.Tensor, y: torch.Tensor, quantiles: Sequence[float]) -> torch.Tensor:
+    """Quantile loss per element: [B, H, Q] forecasts, [B, H] targets -> [B, H, Q]."""
+    q = torch.as_tensor(quantiles, dtype=pred.dtype, device=pred.device)  # [Q]
+    diff = y.unsqueeze(-1) - pred  # [B, H, Q]: positive when the forecast is too low
+    return torch.maximum(q * diff, (q - 1.0) * diff)
+
+
+def forecast_loss(
+    pred: torch.Tensor,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    point_loss: str,
+    scale: str,
+    quantiles: Sequence[float] = (),
+) -> torch.Tensor:
+    """Mean loss of [B, H, Q] forecasts against [B, H] targets.
+
+    Args:
+        x: [B, W] the inputs, for ``scale="window"`` (divide by each input's std).
+        point_loss: ``mae``, ``mse`` or ``huber`` (ignored when ``quantiles`` is given).
+    """
+    if quantiles:
+        per = pinball(pred, y, quantiles).mean(-1)  # [B, H]
+    elif point_loss == "mse":
+        per = F.mse_loss(pred[..., 0], y, reduction="none")
+    elif point_loss == "huber":
+        per = F.huber_loss(pred[..., 0], y, reduction="none")
+    else:
+        per = F.l1_loss(pred[..., 0], y, reduction="none")
+    if scale == "window":
+        per = per / (x.std(dim=1, keepdim=True) + 1e-3)
+    return per.mean()
