@@ -48,7 +48,7 @@ def decode_mark(mark: dict[str, Any]) -> Any:
 
 
 def _bound(probe: Any, ts: dt.datetime) -> Any:
-    """A window bound in the type the watermark column holds (as seen in one value)."""
+    """A window bound in the type the ts column holds (as seen in one value)."""
     utc = ts.astimezone(dt.UTC)
     if isinstance(probe, dt.datetime):
         return utc if probe.tzinfo is not None else utc.replace(tzinfo=None)
@@ -62,7 +62,7 @@ def _bound(probe: Any, ts: dt.datetime) -> Any:
     return utc.replace(tzinfo=None).isoformat(sep="T" if "T" in text else " ")
 
 
-def _table(cfg: SqlSource) -> tuple[sa.TableClause, sa.ColumnClause[Any]]:
+def _table(cfg: SqlSource) -> tuple[sa.TableClause, sa.ColumnClause[Any], sa.ColumnClause[Any]]:
     wm_name = cfg.watermark_column or cfg.ts_column
     names = dict.fromkeys(
         [
@@ -73,7 +73,7 @@ def _table(cfg: SqlSource) -> tuple[sa.TableClause, sa.ColumnClause[Any]]:
         ]
     )
     table = sa.table(cfg.table, *[sa.column(n) for n in names], schema=cfg.db_schema)
-    return table, table.c[wm_name]
+    return table, table.c[wm_name], table.c[cfg.ts_column]
 
 
 def _to_frame(cfg: SqlSource, rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
@@ -95,17 +95,18 @@ def _to_frame(cfg: SqlSource, rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
 def sql_loads(cfg: SqlSource, watermark: dict[str, Any], window: Window | None) -> SourceItems:
     """Chunks of new rows (or of the window's rows, for a backfill) as loads."""
     engine = sa.create_engine(cfg.resolved_url())
-    table, wm = _table(cfg)
+    table, wm, ts = _table(cfg)
     label = f"sql:{cfg.name}"
     try:
         with engine.connect() as conn:
-            probe = conn.execute(sa.select(wm).where(wm.is_not(None)).limit(1)).scalar()
+            probe = conn.execute(sa.select(ts).where(ts.is_not(None)).limit(1)).scalar()
         if probe is None:
             return
         lo = decode_mark(watermark) if window is None else None
         ranged: list[sa.ColumnElement[bool]] = [wm.is_not(None)]
         if window is not None:
-            ranged += [wm >= _bound(probe, window.start), wm < _bound(probe, window.end)]
+            # A backfill replays a time range of ts_column, whatever the watermark column is.
+            ranged += [ts >= _bound(probe, window.start), ts < _bound(probe, window.end)]
         while True:
             cond = [*ranged, *([wm > lo] if lo is not None else [])]
             with engine.connect() as conn:
