@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ class SourceFailure:
     message: str
 
 
-SourceItems = Iterator[SourceLoad | SourceFailure]
+SourceItems = Generator[SourceLoad | SourceFailure, None, None]
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

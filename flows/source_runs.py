@@ -77,31 +77,34 @@ def run_source(
     # A backfill really replays: its batches are new even when their content was loaded
     # before (rows deleted since come back; unchanged rows upsert to nothing).
     replay = f"backfill {dt.datetime.now(dt.UTC).isoformat()}" if window is not None else ""
-    for item in items:  # the generator resumes only after the load below has committed
-        if isinstance(item, SourceFailure):
-            failures.append(f"{item.source}: {item.message}")
-            continue
-        result = ingest_chunks(
-            engine,
-            item.chunks,
-            item.source,
-            _replay_sha(item.content_sha256, replay),
-            cfg.series_spec(),
-            cfg.assume_timezone,
-            item.watermark,
-        )
-        if result.accepted + result.rejected != result.received:  # pragma: no cover - invariant
-            raise RuntimeError(f"counts do not reconcile for batch {result.batch_id}")
-        samples = first_rejects(engine, result.batch_id) if result.rejected else []
-        row = {
-            "source_name": cfg.name,
-            "source_type": cfg.type,
-            **result.as_dict(),
-            "first_rejects": [f"{item.source}:{n}: {why}" for n, why in samples],
-        }
-        results.append(row)
-        if on_result is not None:
-            on_result(row)
+    try:
+        for item in items:  # the generator resumes only after the load below has committed
+            if isinstance(item, SourceFailure):
+                failures.append(f"{item.source}: {item.message}")
+                continue
+            result = ingest_chunks(
+                engine,
+                item.chunks,
+                item.source,
+                _replay_sha(item.content_sha256, replay),
+                cfg.series_spec(),
+                cfg.assume_timezone,
+                item.watermark,
+            )
+            if result.accepted + result.rejected != result.received:  # pragma: no cover
+                raise RuntimeError(f"counts do not reconcile for batch {result.batch_id}")
+            samples = first_rejects(engine, result.batch_id) if result.rejected else []
+            row = {
+                "source_name": cfg.name,
+                "source_type": cfg.type,
+                **result.as_dict(),
+                "first_rejects": [f"{item.source}:{n}: {why}" for n, why in samples],
+            }
+            results.append(row)
+            if on_result is not None:
+                on_result(row)
+    finally:
+        items.close()  # on failure too: the source lets go (an MQTT session disconnects, unacked)
     return results, failures
 
 
