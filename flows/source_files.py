@@ -26,10 +26,15 @@ def list_files(cfg: FilesSource) -> list[Path]:
     if root.is_dir():
         found = [p for p in root.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES)]
     elif any(ch in cfg.path for ch in "*?["):
-        found = [Path(p) for p in glob.glob(str(root), recursive=True) if Path(p).is_file()]
+        found = [
+            Path(p)
+            for p in glob.glob(str(root), recursive=True)
+            if Path(p).is_file() and p.lower().endswith(SUFFIXES)
+        ]
     else:
         raise SeqcastError(
-            f"source {cfg.name}: path {cfg.path} is neither a directory nor a glob (e.g. dir/*.csv)"
+            f"source {cfg.name}: {cfg.path} is not a directory; give an existing directory "
+            "or a glob such as incoming/*.csv"
         )
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
