@@ -7,6 +7,7 @@ sets (the ``files`` command); the first word picks another command when it names
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import threading
 from collections.abc import Callable
@@ -165,7 +166,10 @@ def mqtt(config: Path = CONFIG, source: str = typer.Option(None, "--source", "-s
 
 @ingest_app.command("watermarks")
 @_cli
-def watermarks(reset: str = typer.Option(None, help="forget this source's watermark")) -> None:
+def watermarks(
+    reset: str = typer.Option(None, help="forget this source's watermark"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+) -> None:
     """Show how far each source has been loaded (or reset one)."""
     from db import make_engine
     from db.watermarks import list_watermarks, reset_watermark
@@ -180,4 +184,11 @@ def watermarks(reset: str = typer.Option(None, help="forget this source's waterm
         rows = list_watermarks(engine)
     finally:
         engine.dispose()
+    for r in rows:
+        r["watermark"] = json.dumps(r["watermark"], sort_keys=True)
+        r["updated_at"] = r["updated_at"].isoformat()
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps({**r, "watermark": json.loads(r["watermark"])}))
+        return
     _print_rows("source watermarks", rows, ["source", "watermark", "updated_at"])
