@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -16,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, text
 
 import db.ingest
+from db import make_engine
 from db.watermarks import read_watermark
 from flows.errors import SeqcastError
 from flows.source_config import MqttSource
@@ -169,3 +174,41 @@ def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
     cfg = _cfg("seqcast-test/x", port=port, connect_timeout_s=2)
     with pytest.raises(SeqcastError, match=f"MQTT broker 127.0.0.1:{port}"):
         run_source(engine, cfg)
+
+
+@pytest.mark.slow
+def test_the_cli_consumer_stops_on_sigterm_and_resumes_where_it_left(
+    database_url: str, broker: None, tmp_path: Path
+) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    config = tmp_path / "sources.yaml"
+    config.write_text(json.dumps({"sources": [_cfg(prefix).model_dump(exclude_none=True)]}))
+    env = {**os.environ, "SEQCAST_DATABASE_URL": database_url}
+    cmd = [sys.executable, "-m", "flows.cli", "ingest", "mqtt", "-c", str(config)]
+    engine = make_engine(database_url)
+
+    # The session exists from the first connection on; later messages wait for the consumer.
+    assert run_source(engine, _cfg(prefix)) == ([], [])
+
+    def consume_until(n_rows: int, publish_now: list[tuple[str, bytes]]) -> str:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            publish(publish_now)  # while the consumer is still starting: kept by the broker
+            deadline = time.monotonic() + 30
+            while _rows(engine)[0] < n_rows and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out.decode()
+        return out.decode()
+
+    try:
+        first = consume_until(20, readings(prefix, 0, 10))
+        assert "consuming" in first and "stopped after" in first
+        publish(readings(prefix, 10, 10))  # while no consumer runs
+        second = consume_until(60, readings(prefix, 20, 10))
+        assert "inserted" in second
+        assert _rows(engine) == (60, 60)
+    finally:
+        engine.dispose()
