@@ -27,7 +27,7 @@ class IngestGroup(TyperGroup):
     """Route ``seqcast ingest <not a command> ...`` to the ``files`` command."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+        if not args or (args[0] not in self.commands and args[0] != "--help"):
             args = ["files", *args]
         return super().parse_args(ctx, args)
 

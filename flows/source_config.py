@@ -6,6 +6,7 @@ password are read from environment variables that the file names (``*_env`` keys
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -71,6 +72,7 @@ class MqttSource(_Source):
     batch_size: int = Field(500, ge=1, le=100_000)
     batch_seconds: float = Field(1.0, gt=0, description="longest wait to fill one micro-batch")
     idle_seconds: float = Field(2.0, gt=0, description="a drain stops after this long idle")
+    drain_seconds: float = Field(60.0, gt=0, description="... or after this long in all")
     connect_timeout_s: float = Field(10.0, gt=0)
 
     @property
@@ -103,7 +105,16 @@ class HttpSource(_Source):
     def _auth_pair(self) -> HttpSource:
         if (self.auth_header is None) != (self.auth_env is None):
             raise ValueError("give auth_header and auth_env together")
+        try:
+            aware = dt.datetime.fromisoformat(self.start).tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise ValueError(f"start {self.start!r}: give an ISO time with offset, e.g. ...Z")
         return self
+
+    def start_time(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.start).astimezone(dt.UTC)
 
 
 class SqlSource(_Source):

@@ -158,7 +158,7 @@ def http_loads(cfg: HttpSource, watermark: dict[str, Any], window: Window | None
     """One load per symbol; the watermark keeps the latest timestamp per symbol."""
     limiter = RateLimiter(cfg.rate_per_second)
     headers = _headers(cfg)
-    default_start = pd.Timestamp(cfg.start).tz_convert("UTC").to_pydatetime()
+    default_start = cfg.start_time()
     with httpx.Client(timeout=httpx.Timeout(cfg.timeout_s), follow_redirects=True) as client:
         for symbol in cfg.symbols:
             label = f"http:{cfg.name}/{symbol}"

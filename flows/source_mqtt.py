@@ -155,10 +155,14 @@ class MqttConsumer:
 def mqtt_loads(
     cfg: MqttSource, forever: bool = False, stop: threading.Event | None = None
 ) -> SourceItems:
-    """Micro-batches until the topic is idle for idle_seconds (or ``stop`` is set, if forever)."""
+    """Micro-batches until the topic is idle for idle_seconds or drain_seconds have passed.
+
+    With ``forever``, until ``stop`` is set instead. Messages left over wait in the session.
+    """
     stop = stop or threading.Event()
+    until = time.monotonic() + cfg.drain_seconds
     with MqttConsumer(cfg) as consumer:
-        while not stop.is_set():
+        while not stop.is_set() and (forever or time.monotonic() < until):
             batch = consumer.next_batch(wait_s=cfg.idle_seconds if not forever else 0.5)
             if not batch:
                 if forever:

@@ -42,6 +42,10 @@ def test_the_example_sources_files_are_valid() -> None:
         ),
         ("sources: [{name: a, type: http, url: u, symbols: [X], auth_env: K}]", "auth_header"),
         ("sources: [oops", "not valid YAML"),
+        (
+            "sources: [{name: a, type: http, url: u, symbols: [X], start: '2024-01-01'}]",
+            "give an ISO time with offset",
+        ),
     ],
 )
 def test_bad_sources_files_name_the_file_and_the_key(

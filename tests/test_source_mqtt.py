@@ -40,7 +40,7 @@ def broker() -> None:
         pytest.skip(reason)
 
 
-def publish(messages: list[tuple[str, bytes]]) -> None:
+def publish(messages: list[tuple[str, bytes]], every_s: float = 0.0) -> None:
     """Publish with QoS 1 and wait for the broker's acknowledgement of each."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
     client.connect(*BROKER)
@@ -48,6 +48,7 @@ def publish(messages: list[tuple[str, bytes]]) -> None:
     try:
         for topic, payload in messages:
             client.publish(topic, payload, qos=1).wait_for_publish(5)
+            time.sleep(every_s)
     finally:
         client.disconnect()
         client.loop_stop()
@@ -165,6 +166,24 @@ def test_a_long_running_consumer_writes_micro_batches_until_stopped(
     assert _rows(engine) == (60, 60)
     assert len(batches) >= 3  # micro-batches, not one batch at the end
     assert sum(b["received"] for b in batches) == 60
+
+
+@pytest.mark.slow
+def test_a_scheduled_drain_ends_while_messages_keep_coming(engine: Engine, broker: None) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    cfg = _cfg(prefix, drain_seconds=1.5)
+    run_source(engine, cfg)  # the session
+    messages = readings(prefix, 0, 50)
+    publisher = threading.Thread(target=publish, args=(messages, 0.1))  # 5 s of traffic
+    publisher.start()
+    time.sleep(0.5)
+    first, _ = run_source(engine, cfg)
+    assert publisher.is_alive()  # the drain ended while messages were still coming
+    publisher.join(30)
+    rest, _ = run_source(engine, cfg)
+    assert sum(r["received"] for r in first) < 100
+    assert sum(r["received"] for r in first + rest) == 100
+    assert _rows(engine) == (100, 100)
 
 
 def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
