@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from db.engine import DatabaseError, database_url
 from db.watermarks import WatermarkUpdate
 from flows.errors import SeqcastError
 from flows.source_base import SourceItems, SourceLoad, Window, format_ts, frame_sha256, rows_frame
@@ -94,7 +95,12 @@ def _to_frame(cfg: SqlSource, rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
 
 def sql_loads(cfg: SqlSource, watermark: dict[str, Any], window: Window | None) -> SourceItems:
     """Chunks of new rows (or of the window's rows, for a backfill) as loads."""
-    engine = sa.create_engine(cfg.resolved_url())
+    try:  # postgresql:// URLs get psycopg 3, as for seqcast's own database
+        url = database_url(cfg.resolved_url())
+    except DatabaseError:
+        raise SeqcastError(f"source {cfg.name}: the url is not a SQLAlchemy URL") from None
+    # A plain engine: seqcast's own SQLite pragmas (WAL) must not change someone else's file.
+    engine = sa.create_engine(url)
     table, wm, ts = _table(cfg)
     label = f"sql:{cfg.name}"
     try:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 import db.ingest
 from db.watermarks import list_watermarks, read_watermark
+from flows.errors import SeqcastError
 from flows.source_base import Window
 from flows.source_config import SqlSource
 from flows.source_runs import run_source
@@ -193,3 +194,15 @@ def test_backfill_replays_a_time_range_without_moving_the_watermark(
     assert list_watermarks(engine)[0]["watermark"] == mark
     again, _ = run_source(engine, _cfg(upstream), window)
     assert sum(r["inserted"] + r["updated"] for r in again) == 0
+
+
+def test_the_url_can_come_from_the_environment_only(
+    engine: Engine, upstream: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _insert(upstream, _rows(range(1, 4)))
+    cfg = _cfg(upstream, url=None, url_env="SEQCAST_TEST_HISTORIAN_URL")
+    with pytest.raises(SeqcastError, match="SEQCAST_TEST_HISTORIAN_URL is unset"):
+        run_source(engine, cfg)
+    monkeypatch.setenv("SEQCAST_TEST_HISTORIAN_URL", upstream[0])
+    results, _ = run_source(engine, cfg)
+    assert [r["inserted"] for r in results] == [3]
