@@ -201,7 +201,7 @@ def test_the_url_can_come_from_the_environment_only(
 ) -> None:
     _insert(upstream, _rows(range(1, 4)))
     cfg = _cfg(upstream, url=None, url_env="SEQCAST_TEST_HISTORIAN_URL")
-    with pytest.raises(SeqcastError, match="SEQCAST_TEST_HISTORIAN_URL is unset"):
+    with pytest.raises(SeqcastError, match="SEQCAST_TEST_HISTORIAN_URL is not set"):
         run_source(engine, cfg)
     monkeypatch.setenv("SEQCAST_TEST_HISTORIAN_URL", upstream[0])
     results, _ = run_source(engine, cfg)
