@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from db.observations import SeriesSpec, declare_series, known_series_ids
 from db.schema import ingest_batches, rejected_rows
 from db.validation import validate_observations
+from db.watermarks import WatermarkUpdate, advance_watermark
 
 # SQLAlchemy's SQLite DATETIME storage format; staged text must match it byte for byte so
 # that the primary key and the views compare equal timestamps as equal strings.
@@ -223,11 +224,13 @@ def load_chunk(
     raw: pd.DataFrame,
     declare: SeriesSpec | None = None,
     assume_timezone: str | None = None,
+    watermark: WatermarkUpdate | None = None,
 ) -> None:
     """Validate and load one chunk of a batch in one transaction (see module docstring).
 
     ``raw`` has text columns ``series_id, ts, value``, ``row_number`` (ascending) and optionally
-    ``read_error`` (a reason when the reader could not even split the row).
+    ``read_error`` (a reason when the reader could not even split the row). ``watermark`` is
+    merged into the source's stored watermark in the same transaction as the rows.
     """
     with engine.begin() as conn:
         lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
@@ -236,7 +239,9 @@ def load_chunk(
         ).scalar_one()
         chunk = raw[raw["row_number"] > last_row]
         if chunk.empty:
-            return  # committed by an earlier, interrupted attempt
+            if raw.empty and watermark is not None:  # nothing new, the source still moved on
+                advance_watermark(conn, watermark)
+            return  # else committed by an earlier, interrupted attempt
         if declare is not None:
             ids = chunk["series_id"].dropna().astype(str).str.strip().unique().tolist()
             declare_series(conn, ids, declare, dt.datetime.now(dt.UTC))
@@ -263,6 +268,8 @@ def load_chunk(
                 finished_at=dt.datetime.now(dt.UTC),
             )
         )
+        if watermark is not None:
+            advance_watermark(conn, watermark)
 
 
 def first_rejects(engine: Engine, batch_id: int, limit: int = 5) -> list[tuple[int, str]]:
@@ -300,8 +307,12 @@ def ingest_chunks(
     content_sha256: str,
     declare: SeriesSpec | None = None,
     assume_timezone: str | None = None,
+    watermark: WatermarkUpdate | None = None,
 ) -> IngestResult:
-    """Load a whole source chunk by chunk; a complete earlier load of it is a no-op."""
+    """Load a whole source chunk by chunk; a complete earlier load of it is a no-op.
+
+    ``watermark`` is committed with the last chunk, so it never covers rows not yet loaded.
+    """
     batch_id, complete = begin_batch(engine, source, content_sha256)
     if complete:
         with engine.connect() as conn:
@@ -311,8 +322,16 @@ def ingest_chunks(
                 .one()
             )
         return _result(dict(row), already_loaded=True)
+    pending: pd.DataFrame | None = None
     for chunk in chunks:
-        load_chunk(engine, batch_id, chunk, declare, assume_timezone)
+        if pending is not None:
+            load_chunk(engine, batch_id, pending, declare, assume_timezone)
+        pending = chunk
+    if pending is not None:
+        load_chunk(engine, batch_id, pending, declare, assume_timezone, watermark)
+    elif watermark is not None:  # an empty batch still moves the source on
+        with engine.begin() as conn:
+            advance_watermark(conn, watermark)
     return finish_batch(engine, batch_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,12 +20,17 @@ class SeriesSpec:
     freq: str
     unit: str | None = None
     source: str | None = None
+    pattern: str | None = None  # declare only ids that fully match this regex; reject the rest
 
 
 def declare_series(
     conn: Connection, series_ids: list[str], spec: SeriesSpec, now: dt.datetime
 ) -> int:
     """Insert series rows that do not exist yet; return how many were added."""
+    if spec.pattern is not None:
+        series_ids = [s for s in series_ids if re.fullmatch(spec.pattern, s)]
+    if not series_ids:
+        return 0
     existing = set(
         conn.execute(select(series.c.series_id).where(series.c.series_id.in_(series_ids)))
         .scalars()

@@ -108,6 +108,16 @@ rejected_rows = Table(
     Column("reason", Text, nullable=False),
 )
 
+# One row per configured incremental source (MQTT, HTTP, SQL, files): how far it has been
+# loaded, as a JSON object. Written in the same transaction as the rows it covers.
+source_watermarks = Table(
+    "source_watermarks",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("watermark", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 forecast_runs = Table(
     "forecast_runs",
     metadata,

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from db.engine import DatabaseError
+from flows.cli_ingest import ingest_app
 from flows.errors import USER_ERRORS, SeqcastError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")  # files (below) and configured sources: cli_ingest.py
 # Piped output (CI logs, `make demo | tee`) gets wide tables instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,7 +103,7 @@ def db_upgrade() -> None:
     console.print(f"database {engine.url.render_as_string(hide_password=True)} at migration {rev}")
 
 
-@app.command()
+@ingest_app.command("files")
 @user_errors
 def ingest(
     paths: list[Path] = typer.Argument(

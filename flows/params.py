@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -165,11 +166,25 @@ class IngestParams(BaseModel):
     kind: str | None = Field(None, description="declare new series in files with this kind")
     freq: str | None = Field(None, description="... and this pandas frequency")
     assume_timezone: str | None = Field(None, description="zone for timestamps without offset")
+    config: str | None = Field(None, description="sources file (YAML): files, mqtt, http, sql")
+    sources: list[str] = Field(default_factory=list, description="only these sources of it")
+    start: dt.datetime | None = Field(None, description="backfill the sources from (UTC)")
+    end: dt.datetime | None = Field(None, description="... up to, excluded (UTC)")
 
     @model_validator(mode="after")
     def _declare_both(self) -> IngestParams:
         if (self.kind is None) != (self.freq is None):
             raise ValueError("give kind and freq together to declare new series")
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give start and end together to backfill")
+        if self.start is not None and self.config is None:
+            raise ValueError("a backfill (start, end) needs the sources file (config)")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                setattr(self, name, value.replace(tzinfo=dt.UTC))  # naive means UTC
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("start must be before end")
         return self
 
 

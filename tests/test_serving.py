@@ -24,4 +24,6 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
         "pipeline": [],  # declared inactive: the three above cover it
     }
     assert built["train-forecasters"].concurrency_limit == 1
-    assert built["ingest"].parameters == {"params": {"bundled": ["glucose", "stocks"]}}
+    assert built["ingest"].parameters == {
+        "params": {"bundled": ["glucose", "stocks"], "config": "config/sources.example.yaml"}
+    }
