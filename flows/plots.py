@@ -75,3 +75,20 @@ def grad_norms(norms: Sequence[float], clip_norm: float, title: str) -> Figure:
 
 def close(fig: Figure) -> None:
     plt.close(fig)
+
+
+def per_horizon_error(table: Any, title: str) -> Figure:
+    """MAE per horizon step of the model next to the naive forecast (``step, model_mae,
+    naive_mae`` columns)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if len(table):
+        ax.plot(table["step"], table["model_mae"], marker="o", label="model")
+        ax.plot(table["step"], table["naive_mae"], marker="s", ls="--", label="naive")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no origin with actuals", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("horizon step")
+    ax.set_ylabel("MAE (series units)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -17,8 +17,10 @@ from prefect.runtime import flow_run
 from db import make_engine
 from flows import plots
 from flows.checks import check_database, check_tracking
+from flows.comparison import log_baseline_runs, log_horizon_errors, log_training_dataset
 from flows.errors import SeqcastError, retry_unless_user_error
 from flows.params import ModelGroup, TrainParams
+from flows.progress import epoch_progress
 from flows.series_data import GroupData, read_group
 from flows.settings import Settings
 from flows.tracking import (
@@ -101,13 +103,20 @@ def train_candidate(
         run_id = run.info.run_id
         mlflow.log_params(flatten(spec.to_dict()))
         mlflow.log_params({"group": group.name, "registered_model": group.registered_model})
+        log_training_dataset(group, data)
         try:
-            result = forecaster.fit(data.frame, data.freqs, [EpochLogger(client, run_id)])
+            result = forecaster.fit(
+                data.frame,
+                data.freqs,
+                [EpochLogger(client, run_id), *epoch_progress(f"{group.name} {cell}", spec)],
+            )
         except TrainingDiverged as exc:
             logger.error("%s/%s diverged: %s", group.name, cell, exc)
             mlflow.set_tag("failure", str(exc))
         else:
-            return _finish_candidate(group, cell, spec, forecaster, result, run_id, client)
+            candidate = _finish_candidate(group, cell, spec, forecaster, result, run_id, client)
+            log_horizon_errors(client, run_id, forecaster, data.frame, f"{group.name} {cell}")
+            return candidate
     # Only now: leaving start_run's context marks the run FINISHED.
     client.set_terminated(run_id, "FAILED")
     return None
@@ -255,6 +264,7 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
                     "data.sha256": data.sha256,
                 }
             )
+            log_training_dataset(group, data)
             candidates = [
                 c
                 for cell in group.cells
@@ -265,6 +275,7 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
                     f"group {group.name!r}: every candidate diverged; "
                     f"see MLflow run {parent.info.run_id}"
                 )
+            log_baseline_runs(group, candidates[0].backtest, parent.info.run_id, tags)
             decision = promote(group, candidates, data)
             mlflow.log_dict(decision, "promotion.json")
             mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
