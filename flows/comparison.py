@@ -48,7 +48,11 @@ def log_training_dataset(group: ModelGroup, data: GroupData) -> None:
 
 
 def log_baseline_runs(
-    group: ModelGroup, backtest: BacktestResult, parent_run_id: str, tags: dict[str, str]
+    group: ModelGroup,
+    data: GroupData,
+    backtest: BacktestResult,
+    parent_run_id: str,
+    tags: dict[str, str],
 ) -> list[str]:
     """One child run per baseline with the same ``backtest_*`` keys as the models' runs, so the
     compare view lines them up; the baselines' numbers come from the models' own windows."""
@@ -65,6 +69,7 @@ def log_baseline_runs(
                 {"model.cell": method, "season_length": group.season_length, "group": group.name}
             )
             mlflow.log_metrics(metrics)
+            log_training_dataset(group, data)
             run_ids.append(run.info.run_id)
     return run_ids
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -42,7 +44,7 @@ def load_batch(batch: SourceBatch, assume_timezone: str | None) -> dict[str, obj
     try:
         result = ingest_chunks(
             engine,
-            track_rows(batch.chunks(), f"ingest {batch.source}"),
+            track_rows(batch.chunks(), f"ingest {Path(batch.source).name}"),
             batch.source,
             batch.content_sha256,
             batch.declare,

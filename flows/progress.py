@@ -61,7 +61,8 @@ def session(console: Console | None = None) -> Iterator[Progress | None]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console or Console(stderr=True),
+        # Piped output (SEQCAST_PROGRESS=1 in CI logs) gets wide lines instead of 80 columns.
+        console=console or Console(stderr=True, width=None if sys.stderr.isatty() else 160),
     )
     with progress:
         _active = progress

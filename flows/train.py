@@ -275,7 +275,7 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
                     f"group {group.name!r}: every candidate diverged; "
                     f"see MLflow run {parent.info.run_id}"
                 )
-            log_baseline_runs(group, candidates[0].backtest, parent.info.run_id, tags)
+            log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
             decision = promote(group, candidates, data)
             mlflow.log_dict(decision, "promotion.json")
             mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
