@@ -69,6 +69,8 @@ def log_baseline_runs(
                 {"model.cell": method, "season_length": group.season_length, "group": group.name}
             )
             mlflow.log_metrics(metrics)
+            per_series = backtest.per_series[backtest.per_series["method"] == method]
+            mlflow.log_text(per_series.to_csv(index=False), "backtest/per_series.csv")
             log_training_dataset(group, data)
             run_ids.append(run.info.run_id)
     return run_ids

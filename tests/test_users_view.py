@@ -61,6 +61,8 @@ def test_runs_are_comparable_out_of_the_box(store: Path) -> None:
         assert run.data.metrics["backtest_mase"] == pytest.approx(
             by_cell["gru"].data.metrics[f"{cell}_mase"]
         )
+        (csv,) = client.list_artifacts(run.info.run_id, "backtest")
+        assert csv.path == "backtest/per_series.csv"
     sha = parent.data.tags["data_sha256"]
     for run in [parent, *children]:
         assert run.data.tags["flow_run_id"] and run.data.tags["group"] == "prices"
