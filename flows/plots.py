@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: workers have no display
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def forecast_vs_actual(
@@ -87,6 +88,7 @@ def per_horizon_error(table: Any, title: str) -> Figure:
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no origin with actuals", ha="center", transform=ax.transAxes)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("horizon step")
     ax.set_ylabel("MAE (series units)")
     ax.set_title(title)
