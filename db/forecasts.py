@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db.schema import forecast_runs, forecasts
+from db.schema import VIEW_NAMES, forecast_runs, forecasts
 
 FORECAST_COLUMNS = ("series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper")
 
@@ -127,18 +127,22 @@ def _write(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
 
 
 def read_view(engine: Engine, view: str, series_id: str | None = None) -> pd.DataFrame:
-    """Read one of the analysts' views (``latest_forecasts``, ``forecast_vs_actual``)."""
-    if view not in ("latest_forecasts", "forecast_vs_actual"):
-        raise ValueError(f"unknown view {view!r}")
-    sql = f"SELECT * FROM {view}"  # view is one of two literals above, never user text
+    """Read one of the analysts' views (:data:`db.schema.VIEW_NAMES`), times as UTC."""
+    if view not in VIEW_NAMES:
+        raise ValueError(f"unknown view {view!r}; choose one of {VIEW_NAMES}")
+    sql = f"SELECT * FROM {view}"  # view is one of the literals in VIEW_NAMES, never user text
     params: dict[str, Any] = {}
     if series_id is not None:
         sql += " WHERE series_id = :series_id"
         params["series_id"] = series_id
-    sql += " ORDER BY series_id, ts"
+    sql += (
+        " ORDER BY series_id, model_name, model_version, step, window_days"
+        if view == "forecast_accuracy"
+        else " ORDER BY series_id, ts"
+    )
     with engine.connect() as conn:
         frame = pd.read_sql(text(sql), conn, params=params)
-    for col in ("ts", "issued_at", "created_at"):
+    for col in ("ts", "issued_at", "created_at", "window_start", "window_end"):
         if col in frame.columns:
             frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
     return frame

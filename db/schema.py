@@ -154,4 +154,4 @@ forecasts = Table(
     Index("ix_forecasts_series_ts", "series_id", "ts"),
 )
 
-VIEW_NAMES = ("latest_forecasts", "forecast_vs_actual")
+VIEW_NAMES = ("latest_forecasts", "forecast_vintages", "forecast_vs_actual", "forecast_accuracy")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from db.engine import DatabaseError
+from flows import cli_users
 from flows.cli_ingest import ingest_app
 from flows.errors import USER_ERRORS, SeqcastError
 
@@ -56,8 +57,11 @@ def user_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from flows.progress import session
+
         try:
-            return fn(*args, **kwargs)
+            with session():
+                return fn(*args, **kwargs)
         except CLI_ERRORS as exc:
             text = (
                 str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else _pydantic(exc)
@@ -221,6 +225,10 @@ def serve(
     from flows.serving import serve_deployments
 
     serve_deployments(prefect_yaml)
+
+
+# The users' commands (status, report) live in their own module.
+cli_users.register(app, user_errors, console)
 
 
 def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -117,7 +117,15 @@ def run_demo(console: Console) -> dict[str, Any]:
         f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000\n"
         "  then open http://127.0.0.1:5000\n"
     )
-    console.print(f"SQL against {engine.url.render_as_string(hide_password=True)}, for example:")
+    console.print(
+        "Where things stand, and a self-contained HTML report (plots, model comparison):\n"
+        "  .venv/bin/seqcast status\n"
+        "  .venv/bin/seqcast report -o seqcast-report.html\n"
+    )
+    console.print(
+        f"SQL against {engine.url.render_as_string(hide_password=True)} "
+        "(every view and column: docs/analysts.md), for example:"
+    )
     with engine.connect() as conn:
         for title, sql in EXAMPLE_QUERIES.items():
             console.print(f"\n-- {title}\n{sql};", highlight=False)

@@ -15,6 +15,7 @@ from db.forecasts import ForecastRun, WrittenRun, write_forecast_run
 from flows.checks import check_database, check_tracking
 from flows.errors import retry_unless_user_error
 from flows.params import ForecastParams, ModelGroup
+from flows.progress import track
 from flows.settings import Settings
 from flows.tracking import get_alias, load_forecaster
 from flows.train import read_group_data
@@ -69,7 +70,7 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
     check_database()
     check_tracking()
     summary: dict[str, Any] = {}
-    for group in params.groups:
+    for group in track(params.groups, "forecast groups"):
         resolved = resolve_model(group, params.alias)
         if resolved is None:
             msg = f"no {group.registered_model}@{params.alias}; run train-forecasters first"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -12,6 +14,7 @@ from db.observations import SeriesSpec
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError, retry_unless_user_error
 from flows.params import IngestParams
+from flows.progress import track_rows
 from flows.settings import Settings
 from flows.sources import SourceBatch, bundled, read_file
 
@@ -41,7 +44,7 @@ def load_batch(batch: SourceBatch, assume_timezone: str | None) -> dict[str, obj
     try:
         result = ingest_chunks(
             engine,
-            batch.chunks(),
+            track_rows(batch.chunks(), f"ingest {Path(batch.source).name}"),
             batch.source,
             batch.content_sha256,
             batch.declare,

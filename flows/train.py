@@ -17,9 +17,11 @@ from prefect.runtime import flow_run
 from db import make_engine
 from flows import plots
 from flows.checks import check_database, check_tracking
+from flows.comparison import log_baseline_runs, log_horizon_errors, log_training_dataset
 from flows.distributed_fit import fit_with_torchrun, processes_for
 from flows.errors import SeqcastError, retry_unless_user_error
 from flows.params import ModelGroup, TrainParams
+from flows.progress import epoch_progress
 from flows.series_data import GroupData, read_group
 from flows.settings import Settings
 from flows.tracking import (
@@ -105,7 +107,8 @@ def train_candidate(
         mlflow.log_params({"group": group.name, "registered_model": group.registered_model})
         nproc = processes_for(group.processes)
         mlflow.log_param("processes", nproc)
-        callbacks = [EpochLogger(client, run_id)]
+        log_training_dataset(group, data)
+        callbacks = [EpochLogger(client, run_id), *epoch_progress(f"{group.name} {cell}", spec)]
         try:
             if nproc > 1:
                 forecaster, result = fit_with_torchrun(
@@ -117,7 +120,11 @@ def train_candidate(
             logger.error("%s/%s diverged: %s", group.name, cell, exc)
             mlflow.set_tag("failure", str(exc))
         else:
-            return _finish_candidate(group, cell, spec, forecaster, result, run_id, client, data)
+            candidate = _finish_candidate(
+                group, cell, spec, forecaster, result, run_id, client, data
+            )
+            log_horizon_errors(client, run_id, forecaster, data.frame, f"{group.name} {cell}")
+            return candidate
     # Only now: leaving start_run's context marks the run FINISHED.
     client.set_terminated(run_id, "FAILED")
     return None
@@ -277,6 +284,7 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
                     "data.sha256": data.sha256,
                 }
             )
+            log_training_dataset(group, data)
             candidates = [
                 c
                 for cell in group.cells
@@ -287,6 +295,7 @@ def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
                     f"group {group.name!r}: every candidate diverged; "
                     f"see MLflow run {parent.info.run_id}"
                 )
+            log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
             decision = promote(group, candidates, data)
             mlflow.log_dict(decision, "promotion.json")
             mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})

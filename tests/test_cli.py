@@ -27,7 +27,12 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
             .scalars()
             .all()
         )
-    assert views == ["forecast_vs_actual", "latest_forecasts"]
+    assert views == [
+        "forecast_accuracy",
+        "forecast_vintages",
+        "forecast_vs_actual",
+        "latest_forecasts",
+    ]
 
 
 def test_flows_refuse_an_unmigrated_database(

@@ -87,7 +87,12 @@ def test_pipeline_writes_forecasts_runs_and_a_champion(service_env: dict[str, st
     ]
     assert len(parents) == 2
     for parent in parents:
-        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        children = [
+            r
+            for r in runs
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+            and r.data.tags.get("model_type") != "baseline"
+        ]
         assert {c.data.tags["cell"] for c in children} == {"lstm", "gru"}
         for child in children:
             assert {
