@@ -36,7 +36,7 @@ from flows.tracking import (
 from forecasting.backtest import BacktestResult
 from forecasting.forecaster import ArtifactError, GlobalForecaster
 from forecasting.spec import ForecasterSpec
-from forecasting.training import TrainingDiverged, TrainResult
+from forecasting.training import Callback, TrainingDiverged, TrainResult
 
 CHAMPION = "champion"
 
@@ -108,7 +108,10 @@ def train_candidate(
         nproc = processes_for(group.processes)
         mlflow.log_param("processes", nproc)
         log_training_dataset(group, data)
-        callbacks = [EpochLogger(client, run_id), *epoch_progress(f"{group.name} {cell}", spec)]
+        callbacks: list[Callback] = [
+            EpochLogger(client, run_id),
+            *epoch_progress(f"{group.name} {cell}", spec),
+        ]
         try:
             if nproc > 1:
                 forecaster, result = fit_with_torchrun(
