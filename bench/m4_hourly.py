@@ -5,7 +5,7 @@ those 48 (the official test horizon is not in ../shared/data). With ``--test FIL
 wide format, holding the next 48 points of every series, e.g. the official M4 Hourly-test.csv)
 it trains on the whole training series and scores on that file.
 
-    .venv/bin/python bench/m4_hourly.py [--cells lstm,gru,rnn] [--seeds 2] [--test FILE]
+    .venv/bin/python bench/m4_hourly.py [--cells lstm:2,gru:2,rnn:1] [--test FILE]
 
 Prints sMAPE, MASE (m=24) and OWA (the mean of sMAPE and MASE relative to Naive2, as in M4)
 for each model, the ensemble of its seeds, and the LSTM+GRU ensemble, with fit and predict
@@ -94,8 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=Path, default=DEFAULT_TRAIN)
     parser.add_argument("--test", type=Path, help="score on this file instead of the last 48")
-    parser.add_argument("--cells", default="lstm,gru,rnn")
-    parser.add_argument("--seeds", type=int, default=1, help="models per cell (ensembled)")
+    parser.add_argument(
+        "--cells", default="lstm:2,gru:2,rnn:1", help="cell:models (seeds, median-ensembled)"
+    )
     parser.add_argument("--window", type=int, default=336)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=15)
@@ -132,8 +133,11 @@ def main() -> None:
         "seasonal naive": score({k: seasonal_naive(train[k], HORIZON, SEASON) for k in ids}),
     }
     per_cell: dict[str, list[dict[str, np.ndarray]]] = {}
-    for cell in args.cells.split(","):
-        for seed in range(args.seeds):
+    plan = [
+        (c.split(":")[0], int(c.split(":")[1]) if ":" in c else 1) for c in args.cells.split(",")
+    ]
+    for cell, n_seeds in plan:
+        for seed in range(n_seeds):
             forecaster = GlobalForecaster(spec_for(cell, seed, args))
             t0 = time.perf_counter()
             result = forecaster.fit(frame, freqs)
@@ -152,10 +156,10 @@ def main() -> None:
                 "windows_seen": result.windows_seen,
             }
             print(f"{cell} seed {seed}: {rows[f'{cell} seed {seed}']}", flush=True)
-        if args.seeds > 1:
+        if n_seeds > 1:
             ens = {k: np.median([f[k] for f in per_cell[cell]], axis=0) for k in ids}
-            seeds = [rows[f"{cell} seed {s}"] for s in range(args.seeds)]
-            rows[f"{cell} x{args.seeds}"] = {
+            seeds = [rows[f"{cell} seed {s}"] for s in range(n_seeds)]
+            rows[f"{cell} x{n_seeds}"] = {
                 **score(ens),
                 "fit_s": sum(r["fit_s"] for r in seeds),
                 "predict_s": sum(r["predict_s"] for r in seeds),
