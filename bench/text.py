@@ -52,11 +52,11 @@ def run_sst2(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
     records = read_labelled(data / "sst2" / "train.tsv").records
     fixed = test is not None
     spec = ClassifierSpec(
-        model=LSTMClassifierConfig(embedding_dim=200, hidden_size=150, num_layers=2, dropout=0.4),
+        model=LSTMClassifierConfig(embedding_dim=128, hidden_size=128, num_layers=1, dropout=0.4),
         vocab=VocabConfig(min_freq=1),
         train=TextTrainConfig(
             max_epochs=3 if fixed else 6,
-            batch_size=64,
+            batch_size=128,
             learning_rate=2e-3,
             patience=3 if fixed else 2,
             max_minutes=minutes,
@@ -131,9 +131,7 @@ def run_conll(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
     testa = read_conll(data / "conll2003" / "eng.testa").records
     scored = read_conll(test).records if test is not None else testa
     spec = TaggerSpec(
-        model=BiLSTMTaggerConfig(
-            embedding_dim=100, hidden_size=150, char_channels=64, use_crf=True
-        ),
+        model=BiLSTMTaggerConfig(embedding_dim=64, hidden_size=100, char_channels=32, use_crf=True),
         train=TextTrainConfig(
             max_epochs=30, batch_size=32, learning_rate=2e-3, patience=4, max_minutes=minutes
         ),
@@ -147,7 +145,7 @@ def run_ud(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
     sentences = read_conllu(data / "ud_ewt" / "en_ewt-ud-dev.conllu").records
     spec = TaggerSpec(
         model=BiLSTMTaggerConfig(
-            embedding_dim=100, hidden_size=128, char_channels=64, use_crf=False
+            embedding_dim=64, hidden_size=100, char_channels=32, use_crf=False
         ),
         train=TextTrainConfig(
             max_epochs=30 if test is None else 20,
@@ -176,7 +174,7 @@ def main() -> None:
     parser.add_argument("--conll-test", type=Path)
     parser.add_argument("--ud-test", type=Path)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--minutes", type=float, default=16.0, help="training time cap per task")
+    parser.add_argument("--minutes", type=float, default=17.0, help="training time cap per task")
     parser.add_argument("--out", type=Path, help="append results as JSON lines")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

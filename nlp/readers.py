@@ -161,7 +161,7 @@ def read_labelled(
                 continue
             if start["line"] == 0:
                 start["line"] = number
-            yield text or ""
+            yield (text or "") + "\n"
 
     reader = csv.reader(feed(), delimiter=sep, quoting=quoting, strict=True)
     while True:
@@ -210,7 +210,7 @@ def _tag_problem(tag: str, scheme: str) -> str | None:
     if scheme == "none" or tag == "O":
         return None
     m = _PREFIXED.match(tag)
-    allowed = "BI" if scheme == "BIO" else "BIOES"
+    allowed = "BI" if scheme == "BIO" else "BIES"
     if m is None or m.group(1) not in allowed:
         return f"unknown tag {tag!r} for scheme {scheme}: tags are O or {'/'.join(allowed)}-TYPE"
     return None
@@ -288,11 +288,15 @@ def read_conll(path: str | Path, scheme: str | None = None) -> ReadResult[Tagged
     return _finish(path, sentences, scheme)
 
 
-def read_conllu(path: str | Path) -> ReadResult[TaggedSentence]:
+def read_conllu(
+    path: str | Path, tagset: frozenset[str] | None = UPOS_TAGS
+) -> ReadResult[TaggedSentence]:
     """Read CoNLL-U: tokens (column 2) with their UPOS tags (column 4).
 
     Comment lines and multiword-token ranges (``3-4``) and empty nodes (``5.1``) are skipped;
-    a token line without 10 tab-separated columns or with an unknown UPOS rejects its sentence.
+    a token line without 10 tab-separated columns or with a tag outside ``tagset`` (the 17 UD
+    v2 UPOS tags; None accepts any tag but ``_``, e.g. older treebanks' CONJ and PRT) rejects
+    its sentence.
     """
     path = Path(path)
     sentences: list[_Sentence] = []
@@ -319,7 +323,7 @@ def read_conllu(path: str | Path) -> ReadResult[TaggedSentence]:
             continue
         if "-" in cols[0] or "." in cols[0]:
             continue
-        if cols[3] not in UPOS_TAGS:
+        if (tagset is not None and cols[3] not in tagset) or cols[3] in ("", "_"):
             cur.error = cur.error or Reject(str(path), number, f"unknown UPOS tag {cols[3]!r}")
             continue
         cur.tokens.append(cols[1])
