@@ -7,7 +7,9 @@ A malformed record (wrong column count, unknown tag, empty document, invalid UTF
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,8 +83,14 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
     """(line number, text) per line; text is None where the bytes are not valid UTF-8."""
     try:
         data = path.read_bytes()
-    except OSError as exc:
-        raise TextFormatError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        if path.suffix == ".bz2":
+            data = bz2.decompress(data)
+        elif path.suffix == ".gz":
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise TextFormatError(
+            f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+        ) from exc
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     chunks = data.split(b"\n")
@@ -93,6 +101,14 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
             yield number, raw.rstrip(b"\r").decode("utf-8")
         except UnicodeDecodeError as exc:
             yield number, f"\0{exc.start}"  # a NUL never survives decoding of real text
+
+
+def _suffix(path: Path) -> str:
+    """The format suffix, under a compression suffix (``.csv.bz2`` -> ``.csv``)."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] in (".bz2", ".gz"):
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
 
 
 def _is_bad(text: str | None) -> bool:
@@ -133,7 +149,7 @@ def read_labelled(
     if header is None or _is_bad(header) or not header.strip():
         raise TextFormatError(f"{path}:1: expected a header row (e.g. text,label)")
     tsv = delimiter == "\t" or (
-        delimiter is None and (path.suffix.lower() in (".tsv", ".tab") or "\t" in header)
+        delimiter is None and (_suffix(path) in (".tsv", ".tab") or "\t" in header)
     )
     sep = "\t" if tsv else (delimiter or ",")
     quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
