@@ -12,8 +12,10 @@
   UPOS accuracy on 20 %. With --ud-test: train on all of it for a fixed number of epochs,
   score that file.
 
-``--minutes`` caps each task's training time (it stops after the epoch that crosses it), so
-each task, reading and scoring included, stays within 20 minutes.
+``--minutes`` caps each task's training time (no epoch starts that would likely end past it),
+so each task, reading and scoring included, stays within 20 minutes. ``--threads``: torch
+threads; on a machine whose cores are shared with other work use 1 (spinning OpenMP threads
+that wait for a busy core cost more than they bring).
 """
 
 from __future__ import annotations

@@ -27,9 +27,16 @@ class TextPrediction:
 
 
 def documents_to_score(
-    engine: Engine, model_name: str, model_version: str, limit: int | None = None
+    engine: Engine,
+    model_name: str,
+    model_version: str,
+    limit: int | None = None,
+    source_like: str | None = None,
 ) -> pd.DataFrame:
-    """Documents without a prediction from this model version: doc_id, text, tokens."""
+    """Documents without a prediction from this model version: doc_id, text, tokens.
+
+    ``source_like`` keeps documents whose source matches this SQL LIKE pattern.
+    """
     p = text_predictions.c
     stmt = (
         select(documents.c.doc_id, documents.c.text, documents.c.tokens)
@@ -44,6 +51,8 @@ def documents_to_score(
         .where(p.prediction_id.is_(None))
         .order_by(documents.c.doc_id)
     )
+    if source_like is not None:
+        stmt = stmt.where(documents.c.source.like(source_like))
     if limit is not None:
         stmt = stmt.limit(limit)
     with engine.connect() as conn:

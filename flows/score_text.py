@@ -39,11 +39,13 @@ def resolve_text_model(name: str, alias: str) -> tuple[str, str] | None:
 
 
 @task(**_DB_TASK)  # type: ignore[call-overload]
-def unscored_documents(name: str, version: str, limit: int | None) -> pd.DataFrame:
+def unscored_documents(
+    name: str, version: str, limit: int | None, source_like: str | None
+) -> pd.DataFrame:
     """Documents this model version has not scored yet."""
     engine = make_engine(Settings.from_env().database_url)
     try:
-        return documents_to_score(engine, name, version, limit)
+        return documents_to_score(engine, name, version, limit, source_like)
     finally:
         engine.dispose()
 
@@ -112,7 +114,7 @@ def score_text(params: ScoreTextParams | None = None) -> dict[str, Any]:
             raise SeqcastError(
                 f"{name} v{version} is a {type(model).__name__}, not a {expected.__name__}"
             )
-        docs = unscored_documents(name, version, params.limit)
+        docs = unscored_documents(name, version, params.limit, params.source_like)
         predictions = predict_documents(model, docs) if len(docs) else []
         written = write_predictions(name, version, run_id, predictions) if predictions else 0
         logger.info(

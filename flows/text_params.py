@@ -143,3 +143,6 @@ class ScoreTextParams(BaseModel):
     tagger_tasks: list[str] = Field(default_factory=lambda: ["pos"])
     alias: str = Field("champion", pattern=r"^[A-Za-z0-9_-]{1,60}$")
     limit: int | None = Field(None, ge=1, description="documents per model per run")
+    source_like: str | None = Field(
+        None, max_length=500, description="only documents whose source matches (SQL LIKE)"
+    )

@@ -26,7 +26,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TextTrainConfig:
-    """Optimisation settings. ``max_minutes`` stops after the epoch that exceeds it."""
+    """Optimisation settings. ``max_minutes``: no epoch starts that would likely end past it."""
 
     max_epochs: int = 10
     batch_size: int = 64
@@ -163,7 +163,12 @@ def fit(
             if bad_epochs >= config.patience:
                 result.stopped_early = True
                 break
-        if config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes:
+        # Stop before an epoch that would likely end past the time budget.
+        elapsed = time.perf_counter() - t0
+        if (
+            config.max_minutes is not None
+            and elapsed * (epoch + 1) / epoch > 60 * config.max_minutes
+        ):
             result.stopped_early = True
             break
     if best_state is not None:

@@ -19,14 +19,16 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("SEQCAST_DATABASE_URL", url)
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "migration 0002" in result.output
+    assert "migration 0004" in result.output
     with make_engine(url).connect() as conn:
         views = (
             conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name"))
             .scalars()
             .all()
         )
-    assert views == ["forecast_vs_actual", "latest_forecasts"]
+    assert views == [
+        "daily_sentiment", "forecast_vs_actual", "latest_forecasts", "text_predictions_latest"
+    ]  # fmt: skip
 
 
 def test_flows_refuse_an_unmigrated_database(
