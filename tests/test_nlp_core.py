@@ -112,6 +112,7 @@ def _brute_force(crf: CRF, em: torch.Tensor, n: int) -> tuple[float, list[int]]:
 
 
 @pytest.mark.parametrize("seed", range(5))
+@torch.no_grad()
 def test_crf_partition_likelihood_and_viterbi_match_brute_force(seed: int) -> None:
     torch.manual_seed(seed)
     crf = CRF(3)
