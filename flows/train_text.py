@@ -58,7 +58,16 @@ def split_by_doc_id(
     )
     test = bucket < test_fraction
     val = ~test & (bucket < test_fraction + val_fraction)
-    return frame[~test & ~val], frame[val], frame[test]
+    train = frame[~test & ~val]
+    if "label" in frame.columns and frame["label"].notna().all():
+        # A class missing from the training part cannot be learned: score the others.
+        known = frame.loc[~test & ~val, "label"].unique()
+        return (
+            train,
+            frame[val & frame["label"].isin(known)],
+            frame[test & frame["label"].isin(known)],
+        )
+    return train, frame[val], frame[test]
 
 
 def held_out_score(kind: Kind, model: TextModel, test: pd.DataFrame) -> dict[str, Any]:

@@ -88,10 +88,9 @@ class SequenceTagger:
         tag_index = {t: i for i, t in enumerate(self.tags)}
         tag_ids = None
         if tags is not None:
-            unknown = sorted({t for seq in tags for t in seq if t not in tag_index})
-            if unknown:
-                raise ValueError(f"tags {unknown[:5]} were not in the training data")
-            tag_ids = [[tag_index[t] for t in seq] for seq in tags]
+            # A validation tag the training data never had cannot be predicted; it only enters
+            # the validation loss (as tag 0), while scores compare the tag strings.
+            tag_ids = [[tag_index.get(t, 0) for t in seq] for seq in tags]
         return _Encoded(
             words=[self.words.encode([self._word_form(t) for t in s]) for s in sentences],
             chars=[[self.chars.encode(list(t)) for t in s] for s in sentences],
