@@ -21,11 +21,15 @@ from flows.text_params import (
 )
 from flows.train_text import train_text
 
-# Small budgets: the demo shows the pipeline; bench/text.py measures accuracy.
+# Small budgets (at most about two minutes of training each): the demo shows the pipeline;
+# bench/text.py measures accuracy.
 DEMO_TRAINING = TrainTextParams(
-    classifier=ClassifierParams(task="sentiment", max_epochs=2, batch_size=64),
-    tagger=TaggerParams(task="pos", max_epochs=4, use_crf=False),
-)
+    classifier=ClassifierParams(
+        task="sentiment", max_epochs=3, batch_size=64, embedding_dim=64, hidden_size=64,
+        max_tokens=100, max_minutes=2.0,
+    ),
+    tagger=TaggerParams(task="pos", max_epochs=6, use_crf=False, max_minutes=2.0),
+)  # fmt: skip
 
 EXAMPLE_QUERIES = {
     "Latest sentiment of a few reviews": (
