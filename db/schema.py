@@ -154,4 +154,56 @@ forecasts = Table(
     Index("ix_forecasts_series_ts", "series_id", "ts"),
 )
 
-VIEW_NAMES = ("latest_forecasts", "forecast_vintages", "forecast_vs_actual", "forecast_accuracy")
+documents = Table(
+    "documents",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("source", String(500), nullable=False),
+    Column("published_at", UTCDateTime),
+    Column("text", Text, nullable=False),
+    Column("tokens", JSON),  # the token list when the source was tokenized (CoNLL, CoNLL-U)
+    Column("series_id", String(200), ForeignKey("series.series_id")),
+    Column("content_sha256", String(64), nullable=False),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+document_labels = Table(
+    "document_labels",
+    metadata,
+    Column(
+        "doc_id", String(200), ForeignKey("documents.doc_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("task", String(50), primary_key=True),  # e.g. sentiment, ner, pos
+    Column("label", Text),  # classification
+    Column("tags", JSON),  # tagging: one tag per token of documents.tokens
+    Column("scheme", String(10)),  # BIO, BIOES or none
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+)
+
+text_predictions = Table(
+    "text_predictions",
+    metadata,
+    Column("prediction_id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "doc_id", String(200), ForeignKey("documents.doc_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("mlflow_run_id", String(64), nullable=False),
+    Column("label", Text),
+    Column("score", Float),  # probability of label
+    Column("positive_score", Float),  # binary sentiment models: probability of the positive label
+    Column("tags", JSON),  # taggers: [[token, tag], ...]
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("doc_id", "model_name", "model_version", name="uq_text_predictions_doc_model"),
+)
+
+VIEW_NAMES = (
+    "latest_forecasts",
+    "forecast_vintages",
+    "forecast_vs_actual",
+    "forecast_accuracy",
+    "text_predictions_latest",
+    "daily_sentiment",
+)

@@ -271,3 +271,6 @@ def main() -> None:  # pragma: no cover - console entry for `python -m flows.cli
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+# The text commands (ingest-text, train-text, score-text) live in their own module.
+from flows import text_cli  # noqa: E402, F401

@@ -15,6 +15,7 @@ from db.migrate import upgrade
 from flows.params import IngestParams, PipelineParams
 from flows.pipeline import pipeline
 from flows.settings import Settings
+from flows.text_demo import run_text_demo
 
 EXAMPLE_QUERIES = {
     "Latest forecast for the glucose sensor": (
@@ -130,6 +131,9 @@ def run_demo(console: Console) -> dict[str, Any]:
         for title, sql in EXAMPLE_QUERIES.items():
             console.print(f"\n-- {title}\n{sql};", highlight=False)
             console.print(_table("", pd.read_sql(text(sql), conn)))
-    console.print(f"\ndemo finished in {elapsed:.0f} s")
+    summary["text"] = run_text_demo(console, engine)
+    console.print(
+        f"\ndemo finished in {time.perf_counter() - t0:.0f} s (forecasting part {elapsed:.0f} s)"
+    )
     engine.dispose()
     return summary

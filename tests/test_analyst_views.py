@@ -213,5 +213,10 @@ def test_downgrade_restores_the_original_view(tmp_path: Path) -> None:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "-1")  # undo only the views migration
         names = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'view'")).all()
-    assert sorted(n for (n,) in names) == ["forecast_vs_actual", "latest_forecasts"]
+    assert sorted(n for (n,) in names) == [
+        "daily_sentiment",
+        "forecast_vs_actual",
+        "latest_forecasts",
+        "text_predictions_latest",
+    ]
     engine.dispose()

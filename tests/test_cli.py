@@ -28,10 +28,12 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
             .all()
         )
     assert views == [
+        "daily_sentiment",
         "forecast_accuracy",
         "forecast_vintages",
         "forecast_vs_actual",
         "latest_forecasts",
+        "text_predictions_latest",
     ]
 
 

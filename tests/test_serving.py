@@ -15,13 +15,17 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert all(d["work_pool"]["name"] == "seqcast" for d in spec["deployments"])
     built = {d.name: d for d in deployments_from_yaml(ROOT / "prefect.yaml")}
-    assert set(built) == {"ingest", "train-forecasters", "forecast", "pipeline"}
+    assert set(built) == {
+        "ingest", "train-forecasters", "forecast", "pipeline", "train-text", "score-text"
+    }  # fmt: skip
     crons = {name: [s.schedule.cron for s in d.schedules or []] for name, d in built.items()}
     assert crons == {
         "ingest": ["*/15 * * * *"],
         "train-forecasters": ["0 2 * * *"],
         "forecast": ["5 * * * *"],
         "pipeline": [],  # declared inactive: the three above cover it
+        "train-text": ["30 2 * * *"],
+        "score-text": ["20 * * * *"],
     }
     assert built["train-forecasters"].concurrency_limit == 1
     assert built["ingest"].parameters == {

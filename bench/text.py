@@ -1,0 +1,198 @@
+"""Text model benchmarks on the public data in ../shared/data (see bench/RESULTS.md).
+
+    .venv/bin/python bench/text.py --task sst2|conll|ud|all [--sst2-test FILE] [--conll-test FILE]
+        [--ud-test FILE] [--data ../shared/data] [--threads 2] [--minutes 16]
+
+* sst2: train on sst2/train.tsv less a seeded 10 % validation split, report validation
+  accuracy. With --sst2-test: train on all of train.tsv for a fixed number of epochs, report
+  accuracy on that file (same format).
+* conll: train on conll2003/eng.train with early stopping on eng.testa, report entity micro F1
+  (conlleval) on eng.testa, or on --conll-test.
+* ud: split ud_ewt/en_ewt-ud-dev.conllu 80/20 by sentence (seeded), train on 80 %, report
+  UPOS accuracy on 20 %. With --ud-test: train on all of it for a fixed number of epochs,
+  score that file.
+
+``--minutes`` caps each task's training time (no epoch starts that would likely end past it),
+so each task, reading and scoring included, stays within 20 minutes. ``--threads``: torch
+threads; on a machine whose cores are shared with other work use 1 (spinning OpenMP threads
+that wait for a busy core cost more than they bring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlp.classifier import ClassifierSpec, TextClassifier  # noqa: E402
+from nlp.models import BiLSTMTaggerConfig, LSTMClassifierConfig  # noqa: E402
+from nlp.readers import read_conll, read_conllu, read_labelled  # noqa: E402
+from nlp.tagger import SequenceTagger, TaggerSpec  # noqa: E402
+from nlp.training import TextTrainConfig  # noqa: E402
+from nlp.vocab import VocabConfig  # noqa: E402
+
+
+def _progress(task: str) -> Any:
+    def callback(epoch: int, metrics: dict[str, float]) -> None:
+        shown = {k: round(v, 4) for k, v in metrics.items() if k != "lr"}
+        print(f"[{task}] epoch {epoch}: {shown}", flush=True)
+
+    return callback
+
+
+def run_sst2(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    records = read_labelled(data / "sst2" / "train.tsv").records
+    fixed = test is not None
+    spec = ClassifierSpec(
+        model=LSTMClassifierConfig(embedding_dim=128, hidden_size=128, num_layers=1, dropout=0.4),
+        vocab=VocabConfig(min_freq=1),
+        train=TextTrainConfig(
+            max_epochs=3 if fixed else 6,
+            batch_size=128,
+            learning_rate=2e-3,
+            patience=3 if fixed else 2,
+            max_minutes=minutes,
+        ),
+    )
+    clf = TextClassifier(spec)
+    if fixed:
+        assert test is not None
+        train, val = records, records[:2000]  # monitoring only: no early stopping on test data
+        scored = read_labelled(test).records
+    else:
+        shuffled = records.copy()
+        random.Random(0).shuffle(shuffled)
+        cut = int(len(shuffled) * 0.9)
+        train, val = shuffled[:cut], shuffled[cut:]
+        scored = val
+    result = clf.fit(
+        [r.text for r in train],
+        [r.label or "" for r in train],
+        [r.text for r in val],
+        [r.label or "" for r in val],
+        [_progress("sst2")],
+    )
+    scores = clf.evaluate([r.text for r in scored], [r.label or "" for r in scored])
+    return {
+        "task": "sst2",
+        "scored_on": str(test) if fixed else "10% validation split of sst2/train.tsv (seed 0)",
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "n_train": len(train),
+        "n_scored": scores["n"],
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "train_seconds": result.seconds,
+        "total_seconds": time.perf_counter() - t0,
+    }
+
+
+def _tagger_run(
+    task: str,
+    spec: TaggerSpec,
+    train: list[Any],
+    val: list[Any],
+    scored: list[Any],
+    scored_on: str,
+    t0: float,
+) -> dict[str, Any]:
+    tagger = SequenceTagger(spec)
+    result = tagger.fit(
+        [s.tokens for s in train],
+        [s.tags for s in train],
+        [s.tokens for s in val],
+        [s.tags for s in val],
+        callbacks=[_progress(task)],
+    )
+    scores = tagger.evaluate([s.tokens for s in scored], [s.tags for s in scored])
+    return {
+        "task": task,
+        "scored_on": scored_on,
+        **scores,
+        "n_train_sentences": len(train),
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "train_seconds": result.seconds,
+        "total_seconds": time.perf_counter() - t0,
+    }
+
+
+def run_conll(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    train = read_conll(data / "conll2003" / "eng.train").records
+    testa = read_conll(data / "conll2003" / "eng.testa").records
+    scored = read_conll(test).records if test is not None else testa
+    spec = TaggerSpec(
+        model=BiLSTMTaggerConfig(embedding_dim=64, hidden_size=100, char_channels=32, use_crf=True),
+        train=TextTrainConfig(
+            max_epochs=30, batch_size=32, learning_rate=2e-3, patience=4, max_minutes=minutes
+        ),
+        word_dropout=0.3,
+    )
+    return _tagger_run("conll", spec, train, testa, scored, str(test or "eng.testa"), t0)
+
+
+def run_ud(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    sentences = read_conllu(data / "ud_ewt" / "en_ewt-ud-dev.conllu").records
+    spec = TaggerSpec(
+        model=BiLSTMTaggerConfig(
+            embedding_dim=64, hidden_size=100, char_channels=32, use_crf=False
+        ),
+        train=TextTrainConfig(
+            max_epochs=30 if test is None else 20,
+            batch_size=16,
+            learning_rate=2e-3,
+            patience=5 if test is None else 20,
+            max_minutes=minutes,
+        ),
+        word_dropout=0.3,
+    )
+    if test is not None:
+        train, val = sentences, sentences[:300]  # monitoring only
+        return _tagger_run("ud", spec, train, val, read_conllu(test).records, str(test), t0)
+    shuffled = sentences.copy()
+    random.Random(0).shuffle(shuffled)
+    cut = int(len(shuffled) * 0.8)
+    train, held = shuffled[:cut], shuffled[cut:]
+    return _tagger_run("ud", spec, train, held, held, "20% sentence split of en_ewt-ud-dev", t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=["sst2", "conll", "ud", "all"], default="all")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--sst2-test", type=Path)
+    parser.add_argument("--conll-test", type=Path)
+    parser.add_argument("--ud-test", type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=17.0, help="training time cap per task")
+    parser.add_argument("--out", type=Path, help="append results as JSON lines")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tasks = ["sst2", "conll", "ud"] if args.task == "all" else [args.task]
+    runners = {
+        "sst2": lambda: run_sst2(args.data, args.sst2_test, args.minutes),
+        "conll": lambda: run_conll(args.data, args.conll_test, args.minutes),
+        "ud": lambda: run_ud(args.data, args.ud_test, args.minutes),
+    }
+    for task in tasks:
+        result = {**runners[task](), "threads": args.threads, "device": "cpu"}
+        print(json.dumps(result, default=str), flush=True)
+        if args.out:
+            with args.out.open("a") as fh:
+                fh.write(json.dumps(result, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
