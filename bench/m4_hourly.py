@@ -90,6 +90,42 @@ def spec_for(cell: str, seed: int, args: argparse.Namespace) -> ForecasterSpec:
     )
 
 
+def train_model(
+    cell: str,
+    seed: int,
+    args: argparse.Namespace,
+    frame: pd.DataFrame,
+    freqs: dict[str, str],
+    ids: list[str],
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Fit and forecast one model (or take both from ``--cache``)."""
+    cached = args.cache / f"{cell}-seed{seed}.npz" if args.cache else None
+    if cached is not None and cached.exists():
+        saved = np.load(cached)
+        return dict(zip(ids, saved["forecasts"], strict=True)), json.loads(str(saved["timing"]))
+    forecaster = GlobalForecaster(spec_for(cell, seed, args))
+    t0 = time.perf_counter()
+    result = forecaster.fit(frame, freqs)
+    t1 = time.perf_counter()
+    out, skipped = forecaster.predict(frame)
+    t2 = time.perf_counter()
+    if skipped:
+        raise SystemExit(f"{cell}: series not forecast: {skipped}")
+    fc = {str(k): g.sort_values("step")["yhat"].to_numpy() for k, g in out.groupby("series_id")}
+    timing = {
+        "fit_s": t1 - t0,
+        "predict_s": t2 - t1,
+        "epochs": float(len(result.history)),
+        "windows_seen": float(result.windows_seen),
+        "threads": float(args.threads),
+    }
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, forecasts=np.stack([fc[k] for k in ids]), timing=json.dumps(timing))
+    print(f"{cell} seed {seed}: fit {timing['fit_s']:.0f} s", flush=True)
+    return fc, timing
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=Path, default=DEFAULT_TRAIN)
@@ -102,6 +138,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--windows-per-epoch", type=int, default=25_600)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--cache", type=Path, help="keep each model's forecasts and times here; reuse them"
+    )
+    parser.add_argument(
+        "--train-only", metavar="CELL:SEED", help="train this one model into --cache and exit"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "m4_hourly.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -136,25 +178,17 @@ def main() -> None:
     plan = [
         (c.split(":")[0], int(c.split(":")[1]) if ":" in c else 1) for c in args.cells.split(",")
     ]
+    if args.train_only:
+        if not args.cache:
+            raise SystemExit("--train-only needs --cache")
+        cell, seed = args.train_only.split(":")
+        plan = []
+        train_model(cell, int(seed), args, frame, freqs, ids)
     for cell, n_seeds in plan:
         for seed in range(n_seeds):
-            forecaster = GlobalForecaster(spec_for(cell, seed, args))
-            t0 = time.perf_counter()
-            result = forecaster.fit(frame, freqs)
-            t1 = time.perf_counter()
-            out, skipped = forecaster.predict(frame)
-            t2 = time.perf_counter()
-            if skipped:
-                raise SystemExit(f"{cell}: series not forecast: {skipped}")
-            fc = {k: g.sort_values("step")["yhat"].to_numpy() for k, g in out.groupby("series_id")}
+            fc, timing = train_model(cell, seed, args, frame, freqs, ids)
             per_cell.setdefault(cell, []).append(fc)
-            rows[f"{cell} seed {seed}"] = {
-                **score(fc),
-                "fit_s": t1 - t0,
-                "predict_s": t2 - t1,
-                "epochs": len(result.history),
-                "windows_seen": result.windows_seen,
-            }
+            rows[f"{cell} seed {seed}"] = {**score(fc), **timing}
             print(f"{cell} seed {seed}: {rows[f'{cell} seed {seed}']}", flush=True)
         if n_seeds > 1:
             ens = {k: np.median([f[k] for f in per_cell[cell]], axis=0) for k in ids}
