@@ -108,6 +108,19 @@ def log_forecaster(forecaster: GlobalForecaster, registered_model: str) -> Model
     return client.get_model_version(registered_model, version)
 
 
+def run_link(run_id: str) -> str:
+    """Markdown link to an MLflow run: the server's UI page, or ``runs:/<id>`` for a local store
+    (open it with ``mlflow ui --backend-store-uri <store>``)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+        except MlflowException:
+            return f"`{run_id}`"
+        return f"[{run_id[:8]}]({uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+    return f"`runs:/{run_id}`"
+
+
 def get_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version behind ``name@alias``, or None when the model or alias does not exist."""
     try:
