@@ -42,6 +42,10 @@ SERVERS := .seqcast-servers
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 MLFLOW_BACKEND ?= sqlite:///$(SERVERS)/mlflow-server.db
+# Prefect server database: empty = SQLite under $(SERVERS)/prefect; or a PostgreSQL URL such as
+# postgresql+asyncpg://postgres@127.0.0.1:5432/prefect (PREFECT_SERVER_DATABASE_CONNECTION_URL).
+# PostgreSQL databases named in MLFLOW_BACKEND / PREFECT_DB are created when missing.
+PREFECT_DB ?=
 MLFLOW_WORKERS ?= 2
 UP_TIMEOUT ?= 180
 # MLflow's job runner (GenAI jobs, seqcast uses none) adds ~7 worker processes and ~2 GB RSS.
@@ -124,7 +128,8 @@ up: $(STAMP)
 	@mkdir -p $(SERVERS)/prefect $(SERVERS)/mlartifacts
 	$(call server_check,prefect,$(PREFECT_PORT),PREFECT_PORT)
 	$(call server_check,mlflow,$(MLFLOW_PORT),MLFLOW_PORT)
-	$(call server_start,prefect,$(PREFECT_PORT),PREFECT_HOME=$(SERVERS)/prefect $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT))
+	@$(BIN)/python -m db.create '$(MLFLOW_BACKEND)' $(if $(PREFECT_DB),'$(PREFECT_DB)')
+	$(call server_start,prefect,$(PREFECT_PORT),PREFECT_HOME=$(SERVERS)/prefect $(if $(PREFECT_DB),PREFECT_SERVER_DATABASE_CONNECTION_URL='$(PREFECT_DB)') $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT))
 	$(call server_start,mlflow,$(MLFLOW_PORT),$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) --backend-store-uri '$(MLFLOW_BACKEND)' --artifacts-destination $(SERVERS)/mlartifacts --serve-artifacts)
 	$(call server_wait,prefect,http://127.0.0.1:$(PREFECT_PORT)/api/health)
 	$(call server_wait,mlflow,http://127.0.0.1:$(MLFLOW_PORT)/health)

@@ -16,6 +16,7 @@ from rich.console import Console
 from db.engine import DatabaseError
 from flows import cli_users
 from flows.cli_ingest import ingest_app
+from flows.cli_model import model_app
 from flows.errors import USER_ERRORS, SeqcastError
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")  # files (below) and configured sources: cli_ingest.py
+app.add_typer(model_app, name="model")  # champion rollback: cli_model.py
 # Piped output (CI logs, `make demo | tee`) gets wide tables instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 F = TypeVar("F", bound=Callable[..., Any])

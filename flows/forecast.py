@@ -17,7 +17,7 @@ from flows.errors import retry_unless_user_error
 from flows.params import ForecastParams, ModelGroup
 from flows.progress import track
 from flows.settings import Settings
-from flows.tracking import get_alias, load_forecaster
+from flows.tracking import get_alias, load_forecaster, run_link
 from flows.train import read_group_data
 from forecasting.forecaster import GlobalForecaster
 
@@ -70,6 +70,7 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
     check_database()
     check_tracking()
     summary: dict[str, Any] = {}
+    links: dict[str, str] = {}
     for group in track(params.groups, "forecast groups"):
         resolved = resolve_model(group, params.alias)
         if resolved is None:
@@ -118,9 +119,13 @@ def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
             "created": written.created,
             "series_skipped": skipped,
         }
+        links[group.name] = run_link(mlflow_run_id)
     create_table_artifact(
         key="forecast-runs",
-        table=[{"group": g, **{k: str(v) for k, v in s.items()}} for g, s in summary.items()],
-        description="Forecast runs written",
+        table=[
+            {"group": g, **{k: str(v) for k, v in s.items()}, "mlflow_run": links.get(g, "")}
+            for g, s in summary.items()
+        ],
+        description="Forecast runs written, with the MLflow run of the model that made them",
     )
     return summary

@@ -66,6 +66,9 @@ class ModelGroup(BaseModel):
         description="DDP processes via torchrun (None: one per GPU when there are several)",
     )
     loss_scale: Literal["none", "window"] = "none"
+    warm_start: bool = Field(
+        False, description="fine-tune from the champion's weights when the architecture matches"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -194,6 +197,11 @@ class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
+    dask_address: str | None = Field(
+        None,
+        description="train the groups in parallel on Dask: a scheduler address "
+        "(tcp://host:8786) or 'local' for a cluster in this process; None: one after another",
+    )
 
 
 class ForecastParams(BaseModel):
@@ -214,4 +222,13 @@ class PipelineParams(BaseModel):
     groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
     retrain_after_hours: float = Field(
         24.0, ge=0.0, description="retrain a group whose champion is older than this (0: always)"
+    )
+    drift_ratio: float | None = Field(
+        2.0,
+        gt=0.0,
+        description="retrain early when a series' live MAE (forecast_vs_actual, champion's "
+        "forecasts) exceeds this multiple of its backtest MAE (None: off)",
+    )
+    drift_min_actuals: int = Field(
+        12, ge=1, description="actuals a series needs before its live error counts"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,9 @@ from forecasting.export import PackedForecaster
 from forecasting.forecaster import GlobalForecaster
 
 ARTIFACT_FILE = "seqcast_forecaster.pt"
+# torch.export keeps global tracing state: groups trained in parallel threads (Dask fan-out)
+# export one at a time.
+_EXPORT_LOCK = threading.Lock()
 
 
 def configure(settings: Settings) -> MlflowClient:
@@ -93,19 +97,39 @@ def log_forecaster(forecaster: GlobalForecaster, registered_model: str) -> Model
     torch_req = f"torch=={torch.__version__.split('+')[0]}"
     with tempfile.TemporaryDirectory() as tmp:
         artifact = forecaster.save(Path(tmp) / ARTIFACT_FILE)
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            input_example=example,
-            serialization_format="pt2",
-            extra_files=[str(artifact)],
-            # Given explicitly: inferring requirements re-imports the model in a subprocess.
-            pip_requirements=[torch_req],
-            registered_model_name=registered_model,
-        )
+        with _EXPORT_LOCK:
+            info = _log_model(model, example, artifact, torch_req, registered_model)
     client = MlflowClient()
     version = str(info.registered_model_version)
     return client.get_model_version(registered_model, version)
+
+
+def _log_model(
+    model: torch.nn.Module, example: np.ndarray, artifact: Path, torch_req: str, registered: str
+) -> Any:
+    return mlflow.pytorch.log_model(
+        model,
+        name="model",
+        input_example=example,
+        serialization_format="pt2",
+        extra_files=[str(artifact)],
+        # Given explicitly: inferring requirements re-imports the model in a subprocess.
+        pip_requirements=[torch_req],
+        registered_model_name=registered,
+    )
+
+
+def run_link(run_id: str) -> str:
+    """Markdown link to an MLflow run: the server's UI page, or ``runs:/<id>`` for a local store
+    (open it with ``mlflow ui --backend-store-uri <store>``)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+        except MlflowException:
+            return f"`{run_id}`"
+        return f"[{run_id[:8]}]({uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+    return f"`runs:/{run_id}`"
 
 
 def get_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
-import pandas as pd
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -20,6 +18,7 @@ from flows.checks import check_database, check_tracking
 from flows.comparison import log_baseline_runs, log_horizon_errors, log_training_dataset
 from flows.distributed_fit import fit_with_torchrun, processes_for
 from flows.errors import SeqcastError, retry_unless_user_error
+from flows.lifecycle import CHAMPION, Candidate, champion_weights, promote  # noqa: F401
 from flows.params import ModelGroup, TrainParams
 from flows.progress import epoch_progress
 from flows.series_data import GroupData, read_group
@@ -28,41 +27,14 @@ from flows.tracking import (
     EpochLogger,
     child_run,
     flatten,
-    get_alias,
-    load_forecaster,
     log_forecaster,
     log_step_metric,
+    run_link,
 )
 from forecasting.backtest import BacktestResult
-from forecasting.forecaster import ArtifactError, GlobalForecaster
+from forecasting.forecaster import GlobalForecaster
 from forecasting.spec import ForecasterSpec
 from forecasting.training import Callback, TrainingDiverged, TrainResult
-
-CHAMPION = "champion"
-
-
-@dataclass
-class Candidate:
-    """A trained and registered model version with its backtest."""
-
-    cell: str
-    run_id: str
-    version: str
-    backtest: BacktestResult
-    forecaster: GlobalForecaster = field(repr=False)
-
-    @property
-    def score(self) -> float:
-        return _score(self.backtest.summary["model"])
-
-
-def _score(summary: dict[str, float]) -> float:
-    """Lower is better: mean MASE across series, sMAPE where MASE is undefined."""
-    for key in ("mase", "smape"):
-        value = summary.get(key, math.nan)
-        if math.isfinite(value):
-            return value
-    return math.inf  # no backtest window: never better than anything measured
 
 
 def backtest_metrics(bt: BacktestResult) -> dict[str, float]:
@@ -112,13 +84,20 @@ def train_candidate(
             EpochLogger(client, run_id),
             *epoch_progress(f"{group.name} {cell}", spec),
         ]
+        init_state, note = _warm_start_weights(group, cell, nproc)
         try:
             if nproc > 1:
                 forecaster, result = fit_with_torchrun(
                     spec, data.frame, data.freqs, nproc, callbacks
                 )
             else:
-                result = forecaster.fit(data.frame, data.freqs, callbacks)
+                result = forecaster.fit(data.frame, data.freqs, callbacks, init_state=init_state)
+                if init_state is not None:
+                    note = f"{forecaster.warm_start_note} ({note})"
+            if group.warm_start:
+                mlflow.set_tags({"warm_start": str(init_state is not None).lower()})
+                mlflow.set_tag("warm_start_note", note[:4000])
+                logger.info("%s/%s: %s", group.name, cell, note)
         except TrainingDiverged as exc:
             logger.error("%s/%s diverged: %s", group.name, cell, exc)
             mlflow.set_tag("failure", str(exc))
@@ -131,6 +110,20 @@ def train_candidate(
     # Only now: leaving start_run's context marks the run FINISHED.
     client.set_terminated(run_id, "FAILED")
     return None
+
+
+def _warm_start_weights(group: ModelGroup, cell: str, nproc: int) -> tuple[Any, str]:
+    """The champion's weights when the group asks for a warm start, and a note saying why."""
+    if not group.warm_start:
+        return None, "from scratch (warm_start off)"
+    if nproc > 1:
+        return None, "from scratch: warm start is not supported under torchrun"
+    champion, why = champion_weights(group)
+    if champion is None:
+        return None, why
+    if champion.spec.model.cell != cell:
+        return None, f"from scratch: {why} is a {champion.spec.model.cell}, not a {cell}"
+    return champion.state_dict(), why
 
 
 def _finish_candidate(
@@ -201,127 +194,75 @@ def _finish_candidate(
     return Candidate(cell, run_id, str(version.version), bt, forecaster)
 
 
-def _common_score(a: BacktestResult, b: BacktestResult) -> tuple[float, float]:
-    """Scores of two backtests over the series both of them cover."""
-    pa = a.per_series[a.per_series["method"] == "model"].set_index("series_id")
-    pb = b.per_series[b.per_series["method"] == "model"].set_index("series_id")
-    common = pa.index.intersection(pb.index)
-    if common.empty:
-        return _score(a.summary["model"]), _score(b.summary["model"])
-
-    def score(frame: pd.DataFrame) -> float:
-        part = frame.loc[common]
-        return _score({"mase": float(part["mase"].mean()), "smape": float(part["smape"].mean())})
-
-    return score(pa), score(pb)
-
-
-@task(
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_unless_user_error,
-    cache_policy=NO_CACHE,
-)
-def promote(group: ModelGroup, candidates: list[Candidate], data: GroupData) -> dict[str, Any]:
-    """Alias the best candidate ``champion`` if it beats the current champion on this holdout."""
-    client = MlflowClient()
-    name = group.registered_model
-    best = min(candidates, key=lambda c: c.score)
-    current = get_alias(client, name, CHAMPION)
-    decision: dict[str, Any] = {
-        "challenger": f"{best.cell} v{best.version}",
-        "challenger_score": best.score,
-    }
-    if current is None:
-        promoted, reason = True, "no champion yet"
-    else:
-        try:
-            champion = load_forecaster(name, str(current.version))
-        except ArtifactError as exc:
-            # e.g. written by an older seqcast: it could not forecast either, so replace it.
-            champion = None
-            promoted, reason = True, f"champion v{current.version} cannot be loaded ({exc})"
-        if champion is not None:
-            champion_bt = champion.evaluate(data.frame, best.forecaster.spec.panel)
-            challenger_score, champion_score = _common_score(best.backtest, champion_bt)
-            decision.update(champion=f"v{current.version}", champion_score=champion_score)
-            promoted = challenger_score < champion_score
-            reason = (
-                f"challenger MASE {challenger_score:.4f} vs champion v{current.version} "
-                f"{champion_score:.4f} on the same holdout"
+def train_group(group: ModelGroup, run_tags: dict[str, str]) -> dict[str, Any]:
+    """One group: read its series, train every cell type, backtest, register, promote."""
+    data = read_group_data(group)
+    tags = {**run_tags, "group": group.name, "data_sha256": data.sha256}
+    with mlflow.start_run(run_name=f"train-{group.name}", tags=tags) as parent:
+        mlflow.log_params(
+            {
+                "group": group.name,
+                "cells": ",".join(group.cells),
+                "data.rows": data.rows,
+                "data.series": len(data.freqs),
+                "data.sha256": data.sha256,
+            }
+        )
+        log_training_dataset(group, data)
+        candidates = [
+            c
+            for cell in group.cells
+            if (c := train_candidate(group, cell, data, parent.info.run_id, tags)) is not None
+        ]
+        if not candidates:
+            raise SeqcastError(
+                f"group {group.name!r}: every candidate diverged; "
+                f"see MLflow run {parent.info.run_id}"
             )
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, best.version)
-    beats_naive = (
-        best.backtest.summary["model"]["mase"] < best.backtest.summary["seasonal_naive"]["mase"]
-    )
-    client.set_model_version_tag(
-        name, best.version, "promotion", "promoted" if promoted else "kept champion"
-    )
-    client.set_model_version_tag(name, best.version, "promotion_reason", reason)
-    client.set_model_version_tag(
-        name, best.version, "beats_seasonal_naive", str(bool(beats_naive)).lower()
-    )
-    decision.update(promoted=promoted, reason=reason, beats_seasonal_naive=bool(beats_naive))
-    return decision
+        log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
+        decision = promote(group, candidates, data)
+        mlflow.log_dict(decision, "promotion.json")
+        mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
+    return {
+        "registered_model": group.registered_model,
+        "parent_run_id": parent.info.run_id,
+        "rows": data.rows,
+        "series": len(data.freqs),
+        "candidates": {
+            c.cell: {"version": c.version, "run_id": c.run_id, **backtest_metrics(c.backtest)}
+            for c in candidates
+        },
+        "decision": decision,
+    }
 
 
 @flow(name="train-forecasters", log_prints=True)
 def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
-    """For each group: read its series, train every cell type, backtest, register, promote."""
+    """For each group: read its series, train every cell type, backtest, register, promote.
+
+    With ``dask_address`` the groups train in parallel on a Dask cluster (flows/fanout.py).
+    """
     params = params or TrainParams()
     check_database()
     check_tracking()
     run_tags = {"flow_run_id": str(flow_run.id or "local"), "flow": "train-forecasters"}
-    summary: dict[str, Any] = {}
-    for group in params.groups:
-        data = read_group_data(group)
-        tags = {**run_tags, "group": group.name, "data_sha256": data.sha256}
-        with mlflow.start_run(run_name=f"train-{group.name}", tags=tags) as parent:
-            mlflow.log_params(
-                {
-                    "group": group.name,
-                    "cells": ",".join(group.cells),
-                    "data.rows": data.rows,
-                    "data.series": len(data.freqs),
-                    "data.sha256": data.sha256,
-                }
-            )
-            log_training_dataset(group, data)
-            candidates = [
-                c
-                for cell in group.cells
-                if (c := train_candidate(group, cell, data, parent.info.run_id, tags)) is not None
-            ]
-            if not candidates:
-                raise SeqcastError(
-                    f"group {group.name!r}: every candidate diverged; "
-                    f"see MLflow run {parent.info.run_id}"
-                )
-            log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
-            decision = promote(group, candidates, data)
-            mlflow.log_dict(decision, "promotion.json")
-            mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
-        summary[group.name] = {
-            "registered_model": group.registered_model,
-            "parent_run_id": parent.info.run_id,
-            "rows": data.rows,
-            "series": len(data.freqs),
-            "candidates": {
-                c.cell: {"version": c.version, "run_id": c.run_id, **backtest_metrics(c.backtest)}
-                for c in candidates
-            },
-            "decision": decision,
-        }
+    if params.dask_address is None:
+        summary = {g.name: train_group(g, run_tags) for g in params.groups}
+    else:
+        from flows.fanout import train_groups_on_dask
+
+        summary = train_groups_on_dask(params.groups, run_tags, params.dask_address)
     create_markdown_artifact(key="train-forecasters", markdown=training_report(summary))
     return summary
 
 
 def training_report(summary: dict[str, Any]) -> str:
-    """Markdown table of each candidate next to the seasonal-naive baseline."""
+    """Markdown: each candidate next to the seasonal-naive baseline, its MLflow run, and the
+    champion decision per group."""
     lines = [
-        "| group | model | version | MASE | sMAPE | seasonal-naive MASE | seasonal-naive sMAPE |",
-        "|---|---|---|---|---|---|---|",
+        "| group | model | version | MASE | sMAPE | seasonal-naive MASE | seasonal-naive sMAPE "
+        "| MLflow run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for group, s in summary.items():
         for cell, m in s["candidates"].items():
@@ -330,10 +271,18 @@ def training_report(summary: dict[str, Any]) -> str:
                 f"| {m.get('backtest_mase', math.nan):.3f} "
                 f"| {m.get('backtest_smape', math.nan):.2f} "
                 f"| {m.get('seasonal_naive_mase', math.nan):.3f} "
-                f"| {m.get('seasonal_naive_smape', math.nan):.2f} |"
+                f"| {m.get('seasonal_naive_smape', math.nan):.2f} "
+                f"| {run_link(m['run_id'])} |"
             )
+    for group, s in summary.items():
         d = s["decision"]
+        change = (
+            f"champion is now v{d['challenger_version']}"
+            if d["promoted"]
+            else f"champion stays {d.get('champion', '(none)')}"
+        )
         lines.append(
-            f"\n**{group}**: {'promoted' if d['promoted'] else 'kept champion'} ({d['reason']})\n"
+            f"\n**{group}** ({s['rows']} rows, {s['series']} series; parent run "
+            f"{run_link(s['parent_run_id'])}): {change}. {d['reason']}\n"
         )
     return "\n".join(lines)

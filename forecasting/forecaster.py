@@ -6,6 +6,7 @@ covariates, windows, the model, the training loop and the backtest.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,9 @@ ARTIFACT_FORMAT = "seqcast-forecaster/2"
 FORECAST_COLUMNS = ["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
 
 __all__ = ["ArtifactError", "ForecasterSpec", "GlobalForecaster"]
+
+
+_BUILD_LOCK = threading.Lock()
 
 
 class ArtifactError(ValueError):
@@ -64,11 +68,14 @@ class GlobalForecaster:
         self._exogenous: pd.DataFrame | None = None
         self.data_stats: dict[str, int] = {}
         self.excluded: dict[str, str] = {}
+        # Why the last fit did or did not start from given weights (warm start), for the log.
+        self.warm_start_note = ""
 
     def _build(self, config: RecurrentForecasterConfig) -> None:
         self.model_config = config
-        # Initial weights come from the run's seed, not from whatever used the global RNG before.
-        with torch.random.fork_rng():
+        # Initial weights come from the run's seed, not from whatever used the global RNG before;
+        # the lock keeps models built in parallel threads (Dask fan-out) from sharing the stream.
+        with _BUILD_LOCK, torch.random.fork_rng():
             torch.manual_seed(self.spec.train.seed)
             self.model = build_model(config)
 
@@ -92,11 +99,15 @@ class GlobalForecaster:
         freqs: dict[str, str],
         callbacks: Sequence[Callback] = (),
         exogenous: pd.DataFrame | None = None,
+        init_state: dict[str, torch.Tensor] | None = None,
     ) -> TrainResult:
         """Train on the long frame; keeps the test part of each series for :meth:`backtest`.
 
         Args:
             exogenous: ``series_id, ts`` and one column per name in ``spec.exogenous``.
+            init_state: start from these weights (fine-tune, "warm start") when every tensor
+                matches the model's names and shapes; otherwise train from the seeded
+                initialisation. :attr:`warm_start_note` says which and why.
         """
         check_exogenous(self.spec.exogenous, exogenous)
         panel, self.excluded = exclude_short(
@@ -105,6 +116,7 @@ class GlobalForecaster:
         split = chronological_split(panel, self.spec.panel, self.window.span)
         if self.spec.embed_series:
             self._build(self.spec.model_config(n_series=len(panel.series_ids)))
+        self.warm_start_note = "" if init_state is None else self._warm_start(init_state)
         scaler = SeriesScaler.fit(
             panel.series_ids,
             [panel.series_values(i)[: split.val_start[i]] for i in range(len(panel.series_ids))],
@@ -146,6 +158,25 @@ class GlobalForecaster:
             "skipped_windows": skip_train + skip_val,
         }
         return result
+
+    def _warm_start(self, state: dict[str, torch.Tensor]) -> str:
+        """Load ``state`` into the fresh model when it fits exactly; say what happened."""
+        own = self.model.state_dict()
+        if set(state) != set(own):
+            missing = sorted(set(own) ^ set(state))[:3]
+            return f"from scratch: the weights' layers differ ({', '.join(missing)} ...)"
+        for key, tensor in own.items():
+            if tuple(state[key].shape) != tuple(tensor.shape):
+                return (
+                    f"from scratch: {key} has shape {tuple(state[key].shape)} in the given "
+                    f"weights, {tuple(tensor.shape)} here"
+                )
+        self.model.load_state_dict(state)
+        return "warm start: initialised from the given weights"
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The model's weights on the CPU (for a later :meth:`fit` ``init_state``)."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
     def _fit_residual_intervals(self, data: WindowData) -> None:
         # Empirical residual quantiles on validation windows give the interval per step.

@@ -165,15 +165,41 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """With SEQCAST_TEST_MLFLOW=server: a real `mlflow server` on PostgreSQL for the session."""
+    if os.environ.get("SEQCAST_TEST_MLFLOW") != "server":
+        yield None
+        return
+    from tests.mlflow_server import running_mlflow_server
+
+    with running_mlflow_server(_postgres_url(), tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri
+
+
 @pytest.fixture
 def service_env(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_harness: None,
+    mlflow_server: str | None,
 ) -> dict[str, str]:
-    """Environment of a flow run: its own database, MLflow store and working directory."""
+    """Environment of a flow run: its own database, MLflow store and working directory.
+
+    The MLflow store is a SQLite file per test, or (SEQCAST_TEST_MLFLOW=server) the session's
+    MLflow server with its registry and runs emptied before each test.
+    """
     monkeypatch.chdir(tmp_path)  # MLflow's local artifact root (./mlruns) lands here
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if mlflow_server is not None:
+        from tests.mlflow_server import empty_store
+
+        empty_store()
+        tracking = mlflow_server
     env = {
         "SEQCAST_DATABASE_URL": database_url,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": tracking,
         "SEQCAST_EXPERIMENT": "seqcast-test",
     }
     for key, value in env.items():

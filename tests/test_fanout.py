@@ -1,0 +1,75 @@
+"""Training fanned out over a local Dask cluster (two workers) gives the serial path's models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from db import make_engine
+from flows.ingest import ingest
+from flows.params import IngestParams, ModelGroup, TrainParams
+from flows.series_data import read_group
+from flows.tracking import load_forecaster
+from flows.train import train_forecasters
+
+pytestmark = pytest.mark.slow
+
+
+def groups() -> list[ModelGroup]:
+    common: dict[str, Any] = dict(
+        cells=["lstm"],
+        hidden_size=8,
+        num_layers=1,
+        dropout=0.0,
+        max_epochs=2,
+        windows_per_epoch=512,
+        batch_size=64,
+    )
+    return [
+        ModelGroup(
+            name="glucose",
+            series_kind="sensor",
+            window=24,
+            horizon=6,
+            season_length=288,
+            val_size=600,
+            test_size=240,
+            **common,
+        ),
+        ModelGroup(
+            name="prices",
+            series_kind="price",
+            window=20,
+            horizon=5,
+            season_length=5,
+            val_size=100,
+            test_size=50,
+            **common,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dask_fan_out_matches_the_serial_path(service_env: dict[str, str]) -> None:
+    ingest(IngestParams(bundled=["glucose", "stocks"]))
+    serial = train_forecasters(TrainParams(groups=groups()))
+    fanned = train_forecasters(TrainParams(groups=groups(), dask_address="local"))
+
+    assert list(fanned) == ["glucose", "prices"]
+    engine = make_engine(service_env["SEQCAST_DATABASE_URL"])
+    for group in groups():
+        a = serial[group.name]["candidates"]["lstm"]
+        b = fanned[group.name]["candidates"]["lstm"]
+        assert (a["version"], b["version"]) == ("1", "2")
+        for key in ("backtest_mae", "backtest_mase", "seasonal_naive_mae"):
+            assert b[key] == pytest.approx(a[key], rel=1e-6), key
+        data = read_group(engine, group)
+        rows_a, _ = load_forecaster(group.registered_model, "1").predict(data.frame)
+        rows_b, _ = load_forecaster(group.registered_model, "2").predict(data.frame)
+        assert len(rows_a) > 0
+        pd.testing.assert_frame_equal(rows_a, rows_b, rtol=1e-6)
+        # Same scores on the same holdout: the fanned-out twin does not replace the champion.
+        assert fanned[group.name]["decision"]["promoted"] is False
+    engine.dispose()
