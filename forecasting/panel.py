@@ -63,7 +63,11 @@ class Panel:
 def _regularize(group: pd.DataFrame, freq: str, max_fill: int) -> tuple[pd.Series, int]:
     s = group.set_index("ts")["value"].sort_index()
     try:
-        grid = s.resample(freq).mean()
+        # Fixed-length steps are anchored on the newest reading, so the grid (and every
+        # forecast's target time) keeps the sensor's own phase: readings at :02 and :07
+        # stay at :02 and :07, and forecasts meet their actuals in forecast_vs_actual.
+        tick = isinstance(pd.tseries.frequencies.to_offset(freq), pd.offsets.Tick)
+        grid = s.resample(freq, origin=s.index.max() if tick else "start_day").mean()
     except ValueError as exc:
         raise PanelError(f"frequency {freq!r} is not a pandas offset alias: {exc}") from exc
     missing_before = int(grid.isna().sum())

@@ -142,3 +142,15 @@ def test_gru_and_lstm_share_the_contract_but_not_their_gates() -> None:
     # Orthogonal recurrent blocks: each gate's square block has orthonormal rows.
     for block in lstm.layers[0].weight_hh_l0.detach().chunk(4):
         torch.testing.assert_close(block @ block.T, torch.eye(4), atol=1e-5, rtol=0)
+
+
+def test_the_grid_keeps_the_sensors_phase_so_forecasts_meet_their_actuals(
+    glucose: pd.DataFrame,
+) -> None:
+    """CGM readings sit at :02/:07 etc.; forecast targets must land on those times too."""
+    frame = glucose.iloc[-3000:]
+    forecaster = GlobalForecaster(_spec())
+    forecaster.fit(frame.iloc[:-12], FREQS)
+    rows, _ = forecaster.predict(frame.iloc[:-12])
+    later = set(frame["ts"].iloc[-12:])
+    assert set(rows["ts"]) <= later, (sorted(rows["ts"])[:3], sorted(later)[:3])
