@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import pytest
 
@@ -13,42 +11,13 @@ from flows.params import IngestParams, ModelGroup, TrainParams
 from flows.series_data import read_group
 from flows.tracking import load_forecaster
 from flows.train import train_forecasters
+from tests.test_pipeline_e2e import tiny_groups
 
 pytestmark = pytest.mark.slow
 
 
 def groups() -> list[ModelGroup]:
-    common: dict[str, Any] = dict(
-        cells=["lstm"],
-        hidden_size=8,
-        num_layers=1,
-        dropout=0.0,
-        max_epochs=2,
-        windows_per_epoch=512,
-        batch_size=64,
-    )
-    return [
-        ModelGroup(
-            name="glucose",
-            series_kind="sensor",
-            window=24,
-            horizon=6,
-            season_length=288,
-            val_size=600,
-            test_size=240,
-            **common,
-        ),
-        ModelGroup(
-            name="prices",
-            series_kind="price",
-            window=20,
-            horizon=5,
-            season_length=5,
-            val_size=100,
-            test_size=50,
-            **common,
-        ),
-    ]
+    return tiny_groups(cells=["lstm"], dropout=0.0)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -14,8 +16,9 @@ from flows.pipeline import pipeline
 pytestmark = pytest.mark.slow
 
 
-def tiny_groups() -> list[ModelGroup]:
-    common = dict(
+def tiny_groups(**overrides: Any) -> list[ModelGroup]:
+    """The glucose and prices groups with tiny models; ``overrides`` apply to both."""
+    common: dict[str, Any] = dict(
         hidden_size=8,
         num_layers=1,
         max_epochs=2,
@@ -23,6 +26,7 @@ def tiny_groups() -> list[ModelGroup]:
         batch_size=64,
         cells=["lstm", "gru"],
     )
+    common.update(overrides)
     return [
         ModelGroup(
             name="glucose",
