@@ -28,7 +28,7 @@ from forecasting.panel import (
 from forecasting.scaling import SeriesScaler
 from forecasting.spec import ForecasterSpec
 from forecasting.training import Callback, TrainResult, WindowData, fit, predict
-from forecasting.windows import WindowSpec, window_starts
+from forecasting.windows import WindowSpec, window_index
 
 ARTIFACT_FORMAT = "seqcast-forecaster/2"
 FORECAST_COLUMNS = ["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
@@ -44,11 +44,19 @@ class ArtifactError(ValueError):
 
 
 def _scaled_values(panel: Panel, scaler: SeriesScaler) -> np.ndarray:
-    series_of_point = np.repeat(np.arange(len(panel.series_ids)), panel.lengths)
-    scaled = (panel.values - scaler.mean[series_of_point]) / scaler.scale[series_of_point]
-    # Missing points never reach a window (windows over them are skipped); zero keeps NaN out
-    # of the resident tensor.
-    return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+    """The panel scaled per series into one new float32 array, computed in float64 a chunk at
+    a time so nothing but the result is allocated for the whole panel."""
+    scaled = np.empty(panel.values.size, dtype=np.float32)
+    chunk = 1 << 20
+    for i in range(len(panel.series_ids)):
+        o, n = int(panel.offsets[i]), int(panel.lengths[i])
+        for lo in range(o, o + n, chunk):
+            hi = min(lo + chunk, o + n)
+            part = (panel.values[lo:hi] - scaler.mean[i]) / scaler.scale[i]
+            # Missing points never reach a window (windows over them are skipped); zero keeps
+            # NaN out of the resident tensor.
+            scaled[lo:hi] = np.nan_to_num(part, copy=False, nan=0.0)
+    return scaled
 
 
 class GlobalForecaster:
@@ -125,8 +133,8 @@ class GlobalForecaster:
         self._panel, self._split, self._exogenous = panel, split, exogenous
         if self.spec.exogenous and exogenous is not None:
             self.exog_scaler = ExogenousScaler.fit(self.spec.exogenous, exogenous)
-        train, _, skip_train = window_starts(panel, split, self.window, "train")
-        val, _, skip_val = window_starts(panel, split, self.window, "val")
+        train, skip_train = window_index(panel, split, self.window, "train")
+        val, skip_val = window_index(panel, split, self.window, "val")
         covariates = (
             torch.from_numpy(np.nan_to_num(self._covariates(panel)[0]))
             if self._uses_covariates
@@ -139,8 +147,8 @@ class GlobalForecaster:
         )
         data = WindowData(
             torch.from_numpy(_scaled_values(panel, scaler)),
-            torch.from_numpy(train),
-            torch.from_numpy(val),
+            train,
+            val,
             self.window,
             covariates,
             point_series,

@@ -21,7 +21,7 @@ from torch import nn
 
 from forecasting.device import autocast_context, pick_device
 from forecasting.losses import forecast_loss
-from forecasting.windows import Batch, WindowSpec, gather_batch
+from forecasting.windows import Batch, WindowIndex, WindowSpec, gather_batch
 
 LOSS_NAMES = ("mae", "mse", "huber")
 
@@ -103,12 +103,13 @@ class TrainResult:
 
 @dataclass
 class WindowData:
-    """Scaled series resident on one device, the window starts of each split, and the known
-    covariates [N, C] and series index [N] of every point when the model uses them."""
+    """Scaled series resident on one device, the windows of each split (runs of start
+    positions, see :class:`~forecasting.windows.WindowIndex`), and the known covariates
+    [N, C] and series index [N] of every point when the model uses them."""
 
     values: torch.Tensor  # [N] float32
-    train_starts: torch.Tensor  # [K_train] int64
-    val_starts: torch.Tensor  # [K_val] int64
+    train_starts: WindowIndex  # K_train windows
+    val_starts: WindowIndex  # K_val windows
     spec: WindowSpec
     covariates: torch.Tensor | None = None  # [N, C] float32
     point_series: torch.Tensor | None = None  # [N] int64
@@ -130,12 +131,13 @@ class WindowData:
         return gather_batch(self.values, starts, self.spec, self.covariates, self.point_series)
 
 
-def _val_subset(starts: torch.Tensor, cap: int) -> torch.Tensor:
-    if len(starts) <= cap:
-        return starts
-    # Evenly spaced, so the validation set is the same every epoch and covers all series.
-    idx = torch.linspace(0, len(starts) - 1, cap, device=starts.device).long()
-    return starts[idx]
+def _val_subset(windows: WindowIndex, cap: int) -> torch.Tensor:
+    """Start positions of at most ``cap`` validation windows, evenly spaced, so the
+    validation set is the same every epoch and covers all series."""
+    if len(windows) <= cap:
+        return windows[:]
+    idx = torch.linspace(0, len(windows) - 1, cap, device=windows.device).long()
+    return windows[idx]
 
 
 @torch.no_grad()

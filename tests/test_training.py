@@ -11,14 +11,17 @@ from forecasting.forecaster import ForecasterSpec, GlobalForecaster
 from forecasting.models import LSTMForecaster, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
 from forecasting.training import TrainConfig, TrainingDiverged, WindowData, fit
-from forecasting.windows import WindowSpec
+from forecasting.windows import WindowIndex, WindowSpec
 
 
 def _data(values: np.ndarray, spec: WindowSpec) -> WindowData:
     n = len(values) - spec.span + 1
-    starts = torch.arange(n)
+    starts = np.arange(n)
     return WindowData(
-        torch.as_tensor(values, dtype=torch.float32), starts[: n // 2], starts[n // 2 :], spec
+        torch.as_tensor(values, dtype=torch.float32),
+        WindowIndex.from_starts(starts[: n // 2]),
+        WindowIndex.from_starts(starts[n // 2 :]),
+        spec,
     )
 
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasting.panel import PanelConfig, build_panel, chronological_split
-from forecasting.windows import WindowSpec, _valid_run_starts, gather, window_starts
+from forecasting.panel import Panel, PanelConfig, Split, build_panel, chronological_split
+from forecasting.windows import (
+    WindowIndex,
+    WindowSpec,
+    _valid_run_starts,
+    gather,
+    window_index,
+    window_starts,
+)
 
 
 def create_sequences(
@@ -94,11 +102,65 @@ def test_valid_run_starts_matches_brute_force(valid: list[bool], span: int) -> N
     assert _valid_run_starts(arr, span).tolist() == expected
 
 
-def test_window_index_memory_is_linear_in_series_length() -> None:
-    frame = _frame({"a": 20_000})
-    panel = build_panel(frame, {"a": "h"}, PanelConfig())
+def test_window_index_is_one_run_per_gap_free_series() -> None:
+    frame = _frame({"a": 20_000, "b": 5_000})
+    panel = build_panel(frame, {"a": "h", "b": "h"}, PanelConfig())
     split = chronological_split(panel, PanelConfig(test_size=0, val_size=0), 1)
-    starts, _, _ = window_starts(panel, split, WindowSpec(168, 48), "train")
-    # One int64 per window instead of 216 floats per window.
-    assert starts.nbytes == 8 * len(starts)
-    assert starts.nbytes + panel.values.nbytes < 216 * 4 * len(starts) / 20
+    spec = WindowSpec(168, 48)
+    index, skipped = window_index(panel, split, spec, "train")
+    starts, _, _ = window_starts(panel, split, spec, "train")
+    assert len(index) == len(starts) == 20_000 + 5_000 - 2 * (spec.span - 1) and skipped == 0
+    # Two runs (one per series) instead of one int64 per window.
+    assert index.run_start.numel() == 2
+    assert index.run_start.nbytes + index.run_first.nbytes < 100
+    np.testing.assert_array_equal(index.numpy(), starts)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(st.booleans(), min_size=1, max_size=70), min_size=1, max_size=4),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.integers(0, 12),
+    st.integers(0, 12),
+)
+def test_window_index_equals_the_start_array(
+    missing: list[list[bool]], window: int, horizon: int, val: int, test: int
+) -> None:
+    """Gappy series of any length, every split: the runs expand to exactly the starts."""
+    values = []
+    for k, holes in enumerate(missing):
+        v = np.arange(len(holes), dtype=np.float64) + 100.0 * k
+        v[np.array(holes)] = np.nan
+        values.append(v)
+    lengths = np.array([len(v) for v in values], dtype=np.int64)
+    panel = Panel(
+        series_ids=[f"s{k}" for k in range(len(values))],
+        freqs=["h"] * len(values),
+        values=np.concatenate(values).astype(np.float32),
+        offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+        lengths=lengths,
+        starts=[pd.Timestamp("2024-01-01", tz="UTC")] * len(values),
+        n_filled=0,
+        n_missing=int(sum(np.isnan(v).sum() for v in values)),
+    )
+    test_start = np.maximum(lengths - test, 0)
+    split = Split(val_start=np.maximum(test_start - val, 0), test_start=test_start)
+    spec = WindowSpec(window, horizon)
+    for part in ("train", "val", "test"):
+        starts, _, skipped = window_starts(panel, split, spec, part)
+        index, index_skipped = window_index(panel, split, spec, part)
+        assert len(index) == len(starts)
+        np.testing.assert_array_equal(index.numpy(), starts)
+        assert index_skipped == skipped
+
+
+def test_window_index_lookups() -> None:
+    index = WindowIndex.from_starts(np.array([3, 4, 5, 10, 11, 40]))
+    assert len(index) == 6 and index.run_start.tolist() == [3, 10, 40]
+    assert index[torch.tensor([5, 0, 3, 2, -1])].tolist() == [40, 3, 10, 5, 40]
+    assert index[1:5:2].tolist() == [4, 10]
+    with pytest.raises(IndexError, match="out of range for 6 windows"):
+        index[torch.tensor([6])]
+    empty = WindowIndex.from_starts(np.zeros(0, np.int64))
+    assert len(empty) == 0 and empty[:].numel() == 0
