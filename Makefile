@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean
+.PHONY: demo test lint typecheck install clean bench
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# Performance benches against NeuralForecast and Darts (installed by the bench into their own
+# bench/.peers-venv, never into .venv), the bare nn.LSTM loop and pandas.to_sql; writes
+# bench/RESULTS.md and bench/results/perf/summary.png. About 30 minutes on 2 quiet cores;
+# BENCH_ARGS="--quick" for a smoke run, BENCH_ARGS="--only training" for one bench.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -87,13 +87,22 @@ def equal_spec(steps: int, batch: int, epochs: int, seed: int = 0) -> Forecaster
     """The peers' architecture and budget in seqcast's terms (its own loss and optimiser)."""
     return ForecasterSpec(
         model=RecurrentForecasterConfig(
-            cell="lstm", window=WINDOW, horizon=HORIZON, hidden_size=128, num_layers=2,
-            dropout=0.0, normalize="window",
-        ),  # fmt: skip
+            cell="lstm",
+            window=WINDOW,
+            horizon=HORIZON,
+            hidden_size=128,
+            num_layers=2,
+            dropout=0.0,
+            normalize="window",
+        ),
         train=TrainConfig(
-            max_epochs=epochs, batch_size=batch, windows_per_epoch=batch * (steps // epochs),
-            max_val_windows=512, patience=epochs, seed=seed,
-        ),  # fmt: skip
+            max_epochs=epochs,
+            batch_size=batch,
+            windows_per_epoch=batch * (steps // epochs),
+            max_val_windows=512,
+            patience=epochs,
+            seed=seed,
+        ),
         panel=PanelConfig(max_fill=0, test_size=0, val_size=HORIZON),
         season_length=SEASON,
     )
@@ -103,14 +112,27 @@ def recommended_spec(epochs: int, windows_per_epoch: int, seed: int = 0) -> Fore
     """The engine's M4 settings (bench/m4_hourly.py) with a short one-cycle schedule."""
     return ForecasterSpec(
         model=RecurrentForecasterConfig(
-            cell="lstm", window=336, horizon=HORIZON, hidden_size=128, num_layers=2,
-            dropout=0.1, normalize="window", patch_len=SEASON, seasonal_skip=168,
-        ),  # fmt: skip
+            cell="lstm",
+            window=336,
+            horizon=HORIZON,
+            hidden_size=128,
+            num_layers=2,
+            dropout=0.1,
+            normalize="window",
+            patch_len=SEASON,
+            seasonal_skip=168,
+        ),
         train=TrainConfig(
-            max_epochs=epochs, batch_size=256, windows_per_epoch=windows_per_epoch,
-            learning_rate=3e-3, lr_schedule="onecycle", loss_scale="window",
-            patience=epochs, max_val_windows=1024, seed=seed,
-        ),  # fmt: skip
+            max_epochs=epochs,
+            batch_size=256,
+            windows_per_epoch=windows_per_epoch,
+            learning_rate=3e-3,
+            lr_schedule="onecycle",
+            loss_scale="window",
+            patience=epochs,
+            max_val_windows=1024,
+            seed=seed,
+        ),
         panel=PanelConfig(max_fill=0, test_size=0, val_size=HORIZON),
         season_length=SEASON,
     )
@@ -175,21 +197,35 @@ def run_peer(python: Path, peer: str, args: argparse.Namespace, scorer: Scorer) 
     }
 
 
-def bare_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch: int) -> float:
-    """Pre-built [K, 168, 1] / [K, 48] tensors into nn.LSTM + Linear: windows per second."""
+def bare_loop(
+    x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, device: str = "cpu"
+) -> float:
+    """Pre-built [K, 168, 1] / [K, 48] tensors into nn.LSTM + Linear: windows per second.
+
+    On CUDA the tensors are resident on the device and the step runs under the same bf16
+    autocast as seqcast (cuDNN LSTM); the clock stops after a final synchronise.
+    """
+    from forecasting.device import autocast_context
+
+    dev = torch.device(device)
     torch.manual_seed(0)
-    lstm = nn.LSTM(1, 128, num_layers=2, batch_first=True)
-    head = nn.Linear(128, HORIZON)
+    lstm = nn.LSTM(1, 128, num_layers=2, batch_first=True).to(dev)
+    head = nn.Linear(128, HORIZON).to(dev)
     params = [*lstm.parameters(), *head.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3)
+    x, y = x.to(dev), y.to(dev)
     t0 = time.perf_counter()
     for i in range(steps):
         j = (i * batch) % (len(x) - batch)
-        out, _ = lstm(x[j : j + batch])
-        loss = (head(out[:, -1]) - y[j : j + batch]).abs().mean()
+        with autocast_context(dev):
+            out, _ = lstm(x[j : j + batch])
+            pred = head(out[:, -1])
+        loss = (pred.float() - y[j : j + batch]).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - t0)
 
 
@@ -267,7 +303,9 @@ def main() -> None:
         for peer in ("neuralforecast", "darts"):
             rows[peer] = run_peer(python, peer, args, scorer)
             print(f"{peer}: {rows[peer]}", flush=True)
-    rows["seqcast"] = run_seqcast(equal_spec(args.steps, args.batch, args.epochs), data, scorer, True)
+    rows["seqcast"] = run_seqcast(
+        equal_spec(args.steps, args.batch, args.epochs), data, scorer, True
+    )
     print(f"seqcast: {rows['seqcast']}", flush=True)
     rec_epochs = 2 if args.quick else 12
     rows["seqcast recommended"] = run_seqcast(
@@ -307,7 +345,10 @@ def write_training(
             t_reach = reached[0]["train_s"] if reached else float("inf")
             notes.append(
                 f"{name} reached the best peer's sMAPE {best['smape']:.3f} after "
-                + (f"{t_reach:.1f} s of training" if reached else "never within its budget")
+                f"{t_reach:.1f} s of training"
+                if reached
+                else f"{name} did not reach the best peer's sMAPE {best['smape']:.3f} "
+                "within its budget"
             )
             targets.append(target(
                 f"time to the best peer's sMAPE / faster peer's fit time ({name})",
