@@ -96,15 +96,16 @@ def backtest(
             )
             rows.append(row)
         p = keep[-1]
+        # Arrays, not lists: callers (Prefect, logging) walk plain lists element by element.
         examples.append(
             {
                 "series_id": sid,
-                "history": y_all[max(0, p - 3 * window) : p].tolist(),
-                "actual": actual[-1].tolist(),
-                "model": pred[-1].tolist(),
-                "lower": lower[-1].tolist(),
-                "upper": upper[-1].tolist(),
-                "seasonal_naive": base["seasonal_naive"][-1].tolist(),
+                "history": y_all[max(0, p - 3 * window) : p].copy(),
+                "actual": actual[-1].copy(),
+                "model": pred[-1].copy(),
+                "lower": lower[-1].copy(),
+                "upper": upper[-1].copy(),
+                "seasonal_naive": base["seasonal_naive"][-1].copy(),
             }
         )
     per_series = pd.DataFrame(

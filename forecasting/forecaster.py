@@ -202,13 +202,15 @@ class GlobalForecaster:
         self.residual_quantiles = np.stack([np.minimum(q[0], 0.0), np.maximum(q[1], 0.0)])
 
     def _predict_raw(
-        self, sid: str, inputs: np.ndarray, cov: np.ndarray | None
+        self, idx: np.ndarray, inputs: np.ndarray, cov: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw-unit inputs [K, W] (+ covariates [K, W + H, C]) -> forecast, lower, upper [K, H]."""
+        """Raw-unit inputs [K, W] of the series at scaler positions ``idx`` [K] (+ covariates
+        [K, W + H, C]) -> forecast, lower, upper [K, H]; the rows may mix series."""
         assert self.scaler is not None
-        i = self.scaler.index(sid)
-        series = np.full(len(inputs), i) if self.model_config.n_series else None
-        out = predict(self.model, self.scaler.transform(i, inputs), cov, series)  # [K, H, Q]
+        mean = self.scaler.mean[idx][:, None]
+        scale = self.scaler.scale[idx][:, None]
+        series = idx if self.model_config.n_series else None
+        out = predict(self.model, (inputs - mean) / scale, cov, series)  # [K, H, Q]
         if self.spec.intervals == "quantile":
             # Rearranged (sorted) quantiles never cross (Chernozhukov et al. 2010).
             out = np.sort(out, axis=-1)
@@ -217,7 +219,7 @@ class GlobalForecaster:
             mid = out[..., 0]
             lo = mid + self.residual_quantiles[0][None, :]
             hi = mid + self.residual_quantiles[1][None, :]
-        return tuple(self.scaler.inverse(i, a) for a in (mid, lo, hi))  # type: ignore[return-value]
+        return mid * scale + mean, lo * scale + mean, hi * scale + mean
 
     def backtest(self, step: int | None = None, n_windows: int | None = None) -> BacktestResult:
         """Rolling-origin backtest on the held-out test part, beside naive and seasonal naive."""
@@ -247,7 +249,8 @@ class GlobalForecaster:
     def _backtest(
         self, panel: Panel, split: Split, step: int | None = None, n_windows: int | None = None
     ) -> BacktestResult:
-        if self.scaler is None:
+        scaler = self.scaler
+        if scaler is None:
             raise RuntimeError("the forecaster is not fitted")
         cov = self._covariates(panel)[0] if self._uses_covariates else None
         w, span = self.window.window, self.window.span
@@ -259,7 +262,8 @@ class GlobalForecaster:
             if cov is not None:
                 rows = int(panel.offsets[i]) + origins[:, None] - w + np.arange(span)[None, :]
                 window_cov = cov[rows]  # [K, W + H, C]
-            return self._predict_raw(panel.series_ids[i], inputs, window_cov)
+            idx = np.full(len(inputs), scaler.index(panel.series_ids[i]))
+            return self._predict_raw(idx, inputs, window_cov)
 
         return backtest(
             panel,
@@ -301,35 +305,46 @@ class GlobalForecaster:
         panel = build_panel(frame[frame["series_id"].isin(known)], self.freqs, self.spec.panel)
         w, h = self.window.window, self.window.horizon
         cov, problems = self._covariates(panel, extra=h) if self._uses_covariates else (None, {})
-        out: list[pd.DataFrame] = []
+        # Every series that can be forecast goes through the model in one batched call.
+        ready: list[int] = []
+        inputs: list[np.ndarray] = []
+        covs: list[np.ndarray] = []
         for i, sid in enumerate(panel.series_ids):
             y = panel.series_values(i).astype(np.float64)
             if y.size < w or not np.isfinite(y[-w:]).all():
                 skipped[sid] = f"the last {w} points contain gaps longer than max_fill"
                 continue
-            window_cov = None
             if cov is not None:
                 end = int(panel.offsets[i]) + i * h + y.size  # rows are length + h per series
-                window_cov = cov[end - w : end + h][None]
+                window_cov = cov[end - w : end + h]
                 if not np.isfinite(window_cov).all():
                     skipped[sid] = f"{problems.get(sid, 'covariates missing')}; supply them"
                     continue
-            yhat, lo, hi = self._predict_raw(sid, y[-w:][None, :], window_cov)
-            last = panel.timestamp(i, y.size - 1)
+                covs.append(window_cov)
+            ready.append(i)
+            inputs.append(y[-w:])
+        if not ready:
+            return pd.DataFrame(columns=FORECAST_COLUMNS), skipped
+        position = {s: k for k, s in enumerate(self.scaler.series_ids)}
+        idx = np.array([position[panel.series_ids[i]] for i in ready], dtype=np.int64)
+        yhat, lo, hi = self._predict_raw(idx, np.stack(inputs), np.stack(covs) if covs else None)
+        ids: list[str] = []
+        stamps: list[pd.Timestamp] = []
+        for i in ready:
+            last = panel.timestamp(i, int(panel.lengths[i]) - 1)
             step = pd.tseries.frequencies.to_offset(panel.freqs[i])
-            out.append(
-                pd.DataFrame(
-                    {
-                        "series_id": sid,
-                        "ts": [last + k * step for k in range(1, h + 1)],
-                        "step": np.arange(1, h + 1),
-                        "yhat": yhat[0],
-                        "yhat_lower": lo[0],
-                        "yhat_upper": hi[0],
-                    }
-                )
-            )
-        rows = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=FORECAST_COLUMNS)
+            ids += [panel.series_ids[i]] * h
+            stamps += [last + k * step for k in range(1, h + 1)]
+        rows = pd.DataFrame(
+            {
+                "series_id": ids,
+                "ts": stamps,
+                "step": np.tile(np.arange(1, h + 1), len(ready)),
+                "yhat": yhat.ravel(),
+                "yhat_lower": lo.ravel(),
+                "yhat_upper": hi.ravel(),
+            }
+        )
         return rows, skipped
 
     def save(self, path: str | Path) -> Path:
