@@ -157,13 +157,17 @@ def bare_run(csv: Path, group: Any, workdir: Path) -> dict[str, float]:
 
     step("ingest", ingest)
     data = step("db read (train)", lambda: read_group(engine, group))
-    forecaster = GlobalForecaster(group.spec("lstm"))
-    step("train", lambda: forecaster.fit(data.frame, data.freqs))
-    step("backtest", forecaster.backtest)
+    trained = []
+    for cell in group.cells:  # every candidate is trained and backtested
+        forecaster = GlobalForecaster(group.spec(cell))
+        step("train", lambda f=forecaster: f.fit(data.frame, data.freqs))
+        step("backtest", forecaster.backtest)
+        trained.append(forecaster)
+    forecaster = trained[0]
     # The second (warm) flow run also re-evaluates the champion on the holdout (promotion).
     step(
         "evaluate (warm run only)",
-        lambda: forecaster.evaluate(data.frame, group.spec("lstm").panel),
+        lambda: forecaster.evaluate(data.frame, group.spec(group.cells[0]).panel),
     )
     data = step("db read (forecast)", lambda: read_group(engine, group))
     rows, _ = step("predict", lambda: forecaster.predict(data.frame))
