@@ -10,6 +10,7 @@ for the same key are rejected as duplicates or conflicts.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -86,6 +87,35 @@ def _stage(conn: Connection, accepted: pd.DataFrame) -> None:
         strict=True,
     )
     sqlite_insert(conn, "stage_observations", columns, rows)
+
+
+def _insert_if_all_new(conn: Connection, accepted: pd.DataFrame, batch_id: int) -> bool:
+    """SQLite: insert the rows directly when no stored row falls in their time range per series.
+
+    Then no row can be a repeat, a conflict or an update (first loads, appends), so the stage
+    and the upsert are not needed. SQLite's immediate transaction holds the write lock from the
+    check to the insert. Returns False (nothing written) when some row may exist already.
+    """
+    if conn.dialect.name != "sqlite":  # concurrent writers could insert between check and write
+        return False
+    ts = utc_text(accepted["ts"], SQLITE_TS_FORMAT)  # fixed width: text order is time order
+    per_series = pd.DataFrame({"series_id": accepted["series_id"], "ts": ts}).groupby(
+        "series_id", sort=False
+    )["ts"]
+    first, last = per_series.min(), per_series.max()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    probe = "SELECT 1 FROM observations WHERE series_id = ? AND ts BETWEEN ? AND ? LIMIT 1"
+    for sid, lo, hi in zip(first.index, first, last, strict=True):
+        if cursor.execute(probe, (sid, lo, hi)).fetchone() is not None:
+            return False
+    rows = zip(
+        accepted["series_id"].tolist(),
+        ts.tolist(),
+        accepted["value"].tolist(),
+        itertools.repeat(batch_id),
+    )
+    sqlite_insert(conn, "observations", ["series_id", "ts", "value", "batch_id"], rows)
+    return True
 
 
 def _reject_repeats_within_batch(conn: Connection, batch_id: int) -> pd.DataFrame:
@@ -247,7 +277,9 @@ def load_chunk(
         validated = validate_observations(chunk, known_series_ids(conn), assume_timezone)
         rejected = validated.rejected
         inserted = updated = 0
-        if len(validated.accepted):
+        if len(validated.accepted) and _insert_if_all_new(conn, validated.accepted, batch_id):
+            inserted = len(validated.accepted)
+        elif len(validated.accepted):
             _stage(conn, validated.accepted)
             if received:  # else no earlier chunk of this batch has committed rows
                 repeats = _reject_repeats_within_batch(conn, batch_id)

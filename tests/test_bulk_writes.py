@@ -108,6 +108,36 @@ def test_chunked_typed_ingest_counts_and_upserts(engine: Engine) -> None:
     assert back["ts"].tolist() == frame["ts"].tolist()
 
 
+def _hours(series: str, hours: list[int], value: float) -> pd.DataFrame:
+    ts = [pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=h) for h in hours]
+    return pd.DataFrame(
+        {"series_id": series, "ts": ts, "value": value, "row_number": range(1, len(ts) + 1)}
+    )
+
+
+def test_appends_and_interleaved_batches_count_and_store_the_same(engine: Engine) -> None:
+    # SQLite inserts a batch directly when nothing is stored in its range (first load,
+    # append) and stages and upserts it otherwise; both must count and store alike.
+    first = ingest_observations(engine, _hours("s1", [0, 2, 4], 1.0), "a", "h1", SPEC)
+    append = ingest_observations(engine, _hours("s1", [5, 6], 2.0), "a", "h2", SPEC)
+    between = ingest_observations(engine, _hours("s1", [1, 3], 3.0), "a", "h3", SPEC)
+    overlap = ingest_observations(engine, _hours("s1", [4, 7], 4.0), "a", "h4", SPEC)
+    other = ingest_observations(engine, _hours("s2", [0, 2, 4], 5.0), "a", "h5", SPEC)
+    counts = [(r.inserted, r.updated) for r in (first, append, between, overlap, other)]
+    assert counts == [(3, 0), (2, 0), (2, 0), (1, 1), (3, 0)]
+    back = read_observations(engine, ["s1", "s2"])
+    assert back["value"].tolist() == [1, 3, 1, 3, 4, 2, 2, 4, 5, 5, 5]
+    assert back["ts"].dt.hour.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0, 2, 4]
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT ts FROM observations ORDER BY series_id, ts")).scalar()
+        batches = conn.execute(
+            text("SELECT COUNT(DISTINCT batch_id) FROM observations WHERE series_id = 's1'")
+        ).scalar_one()
+    assert batches == 4
+    if engine.dialect.name == "sqlite":
+        assert stored == "2024-01-01 00:00:00.000000"
+
+
 def _rows(series: list[str], h: int = 4) -> pd.DataFrame:
     frame = pd.concat(
         [
