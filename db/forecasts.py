@@ -11,6 +11,15 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from db.bulk import (
+    POSTGRES_TS_FORMAT,
+    SQLITE_TS_FORMAT,
+    copy_csv,
+    nullable,
+    sqlite_insert,
+    text_per_distinct,
+    utc_text,
+)
 from db.schema import VIEW_NAMES, forecast_runs, forecasts
 
 FORECAST_COLUMNS = ("series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper")
@@ -98,32 +107,51 @@ def _write(engine: Engine, run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
                 "details": run.details,
             },
         ).scalar_one()
-        frame = rows[list(FORECAST_COLUMNS)]
-        lower = frame["yhat_lower"].astype(float)
-        upper = frame["yhat_upper"].astype(float)
-        records = [
+        _insert_rows(conn, run_id, rows[list(FORECAST_COLUMNS)])
+    return WrittenRun(run_id=run_id, rows=len(rows), created=True)
+
+
+def _insert_rows(conn: Connection, run_id: int, frame: pd.DataFrame) -> None:
+    """Bulk-insert a run's rows: COPY on PostgreSQL, executemany of tuples on SQLite.
+
+    Values are converted as the bound parameters of an INSERT would be: ids as ``str``, times
+    to UTC, steps as integers, floats with missing bounds as NULL.
+    """
+    if frame.empty:
+        return
+    ts = pd.to_datetime(frame["ts"], utc=True)
+    step = frame["step"].astype(np.int64)
+    yhat = frame["yhat"].astype(float)
+    lower, upper = frame["yhat_lower"].astype(float), frame["yhat_upper"].astype(float)
+    series_id = text_per_distinct(frame["series_id"])
+    columns = ["run_id", *FORECAST_COLUMNS]
+    if conn.dialect.name == "postgresql":
+        if yhat.isna().any():  # NOT NULL like an INSERT of NaN, not an empty (NULL) field
+            yhat = yhat.astype(object).where(yhat.notna(), "NaN")
+        out = pd.DataFrame(
             {
                 "run_id": run_id,
-                "series_id": str(sid),
-                "ts": ts,
-                "step": int(step),
-                "yhat": float(yhat),
-                "yhat_lower": None if np.isnan(lo) else float(lo),
-                "yhat_upper": None if np.isnan(hi) else float(hi),
+                "series_id": series_id,
+                "ts": utc_text(ts, POSTGRES_TS_FORMAT),
+                "step": step,
+                "yhat": yhat,
+                "yhat_lower": lower,
+                "yhat_upper": upper,
             }
-            for sid, ts, step, yhat, lo, hi in zip(
-                frame["series_id"].tolist(),
-                pd.to_datetime(frame["ts"], utc=True).dt.to_pydatetime().tolist(),
-                frame["step"].tolist(),
-                frame["yhat"].astype(float).tolist(),
-                lower.tolist(),
-                upper.tolist(),
-                strict=True,
-            )
-        ]
-        if records:
-            conn.execute(insert(forecasts), records)
-    return WrittenRun(run_id=run_id, rows=len(records), created=True)
+        )
+        copy_csv(conn, "forecasts", out)
+        return
+    records = zip(
+        [run_id] * len(frame),
+        series_id.tolist(),
+        utc_text(ts, SQLITE_TS_FORMAT).tolist(),
+        step.tolist(),
+        yhat.tolist(),
+        nullable(lower),
+        nullable(upper),
+        strict=True,
+    )
+    sqlite_insert(conn, "forecasts", columns, records)
 
 
 def read_view(engine: Engine, view: str, series_id: str | None = None) -> pd.DataFrame:

@@ -10,7 +10,7 @@ for the same key are rejected as duplicates or conflicts.
 from __future__ import annotations
 
 import datetime as dt
-import io
+import itertools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -20,15 +20,11 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from db.bulk import POSTGRES_TS_FORMAT, SQLITE_TS_FORMAT, copy_csv, sqlite_insert, utc_text
 from db.observations import SeriesSpec, declare_series, known_series_ids
 from db.schema import ingest_batches, rejected_rows
 from db.validation import validate_observations
 from db.watermarks import WatermarkUpdate, advance_watermark
-
-# SQLAlchemy's SQLite DATETIME storage format; staged text must match it byte for byte so
-# that the primary key and the views compare equal timestamps as equal strings.
-_SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-_STAGE_COLUMNS = "(series_id, ts, value, row_number)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +58,7 @@ def _result(row: dict[str, object], already_loaded: bool) -> IngestResult:
 
 
 def _stage(conn: Connection, accepted: pd.DataFrame) -> None:
+    columns = ["series_id", "ts", "value", "row_number"]
     if conn.dialect.name == "postgresql":
         conn.execute(
             text(
@@ -69,14 +66,11 @@ def _stage(conn: Connection, accepted: pd.DataFrame) -> None:
                 "ts timestamptz, value double precision, row_number bigint) ON COMMIT DELETE ROWS"
             )
         )
-        buf = io.StringIO()
-        accepted[["series_id", "ts", "value", "row_number"]].to_csv(
-            buf, index=False, header=False, date_format="%Y-%m-%dT%H:%M:%S.%f+00:00"
-        )
-        raw = conn.connection.driver_connection
-        copy_sql = f"COPY stage_observations {_STAGE_COLUMNS} FROM STDIN (FORMAT csv)"
-        with raw.cursor() as cur, cur.copy(copy_sql) as cp:  # type: ignore[union-attr]
-            cp.write(buf.getvalue())
+        ts = utc_text(accepted["ts"], POSTGRES_TS_FORMAT)
+        copy_csv(conn, "stage_observations", accepted[columns].assign(ts=ts))
+        # A temporary table has no statistics until analysed: without them the planner
+        # guesses a few rows and picks nested loops that take minutes on large chunks.
+        conn.execute(text("ANALYZE stage_observations"))
         return
     conn.execute(
         text(
@@ -85,18 +79,43 @@ def _stage(conn: Connection, accepted: pd.DataFrame) -> None:
         )
     )
     conn.execute(text("DELETE FROM stage_observations"))
-    utc_naive = accepted["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
-    ts_text = utc_naive.dt.strftime(_SQLITE_TS_FORMAT)
     rows = zip(
         accepted["series_id"].tolist(),
-        ts_text.tolist(),
+        utc_text(accepted["ts"], SQLITE_TS_FORMAT).tolist(),
         accepted["value"].tolist(),
         accepted["row_number"].tolist(),
         strict=True,
     )
-    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
-        f"INSERT INTO stage_observations {_STAGE_COLUMNS} VALUES (?, ?, ?, ?)", list(rows)
+    sqlite_insert(conn, "stage_observations", columns, rows)
+
+
+def _insert_if_all_new(conn: Connection, accepted: pd.DataFrame, batch_id: int) -> bool:
+    """SQLite: insert the rows directly when no stored row falls in their time range per series.
+
+    Then no row can be a repeat, a conflict or an update (first loads, appends), so the stage
+    and the upsert are not needed. SQLite's immediate transaction holds the write lock from the
+    check to the insert. Returns False (nothing written) when some row may exist already.
+    """
+    if conn.dialect.name != "sqlite":  # concurrent writers could insert between check and write
+        return False
+    ts = utc_text(accepted["ts"], SQLITE_TS_FORMAT)  # fixed width: text order is time order
+    per_series = pd.DataFrame({"series_id": accepted["series_id"], "ts": ts}).groupby(
+        "series_id", sort=False
+    )["ts"]
+    first, last = per_series.min(), per_series.max()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    probe = "SELECT 1 FROM observations WHERE series_id = ? AND ts BETWEEN ? AND ? LIMIT 1"
+    for sid, lo, hi in zip(first.index, first, last, strict=True):
+        if cursor.execute(probe, (sid, lo, hi)).fetchone() is not None:
+            return False
+    rows = zip(
+        accepted["series_id"].tolist(),
+        ts.tolist(),
+        accepted["value"].tolist(),
+        itertools.repeat(batch_id),
     )
+    sqlite_insert(conn, "observations", ["series_id", "ts", "value", "batch_id"], rows)
+    return True
 
 
 def _reject_repeats_within_batch(conn: Connection, batch_id: int) -> pd.DataFrame:
@@ -132,32 +151,41 @@ def _reject_repeats_within_batch(conn: Connection, batch_id: int) -> pd.DataFram
 
 
 def _merge_staged(conn: Connection, batch_id: int) -> tuple[int, int]:
-    """Upsert staged rows into observations; return (inserted, updated)."""
+    """Upsert staged rows into observations; return (inserted, updated).
+
+    Rows whose stored value is the same are left alone and counted as neither.
+    """
+    upsert = (
+        "INSERT INTO observations (series_id, ts, value, batch_id) "
+        "SELECT series_id, ts, value, :batch_id FROM stage_observations {where_true}"
+        "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, "
+        "batch_id = excluded.batch_id WHERE observations.value {distinct} excluded.value"
+    )
+    params = {"batch_id": batch_id}
+    if conn.dialect.name == "postgresql":
+        # One pass: a row the upsert inserted has no deleting transaction (xmax = 0), a row
+        # it updated has this one.
+        sql = upsert.format(where_true="", distinct="IS DISTINCT FROM")
+        inserted, updated = conn.execute(
+            text(
+                f"WITH merged AS ({sql} RETURNING (xmax = 0) AS fresh) SELECT "
+                "COUNT(*) FILTER (WHERE fresh), COUNT(*) FILTER (WHERE NOT fresh) FROM merged"
+            ),
+            params,
+        ).one()
+        return int(inserted), int(updated)
     inserted = conn.execute(
         text(
             "SELECT COUNT(*) FROM stage_observations s WHERE NOT EXISTS ("
             "SELECT 1 FROM observations o WHERE o.series_id = s.series_id AND o.ts = s.ts)"
         )
     ).scalar_one()
-    updated = conn.execute(
-        text(
-            "SELECT COUNT(*) FROM stage_observations s JOIN observations o "
-            "ON o.series_id = s.series_id AND o.ts = s.ts WHERE o.value <> s.value"
-        )
-    ).scalar_one()
-    postgres = conn.dialect.name == "postgresql"
-    distinct = "IS DISTINCT FROM" if postgres else "IS NOT"
-    where_true = "" if postgres else "WHERE true "  # SQLite's parser needs it before ON CONFLICT
-    conn.execute(
-        text(
-            "INSERT INTO observations (series_id, ts, value, batch_id) "
-            f"SELECT series_id, ts, value, :batch_id FROM stage_observations {where_true}"
-            "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, "
-            f"batch_id = excluded.batch_id WHERE observations.value {distinct} excluded.value"
-        ),
-        {"batch_id": batch_id},
-    )
-    return int(inserted), int(updated)
+    # SQLite counts a row the upsert inserted or changed (not one it left alone); its parser
+    # needs a WHERE before ON CONFLICT.
+    changed = conn.execute(
+        text(upsert.format(where_true="WHERE true ", distinct="IS NOT")), params
+    ).rowcount
+    return int(inserted), int(changed) - int(inserted)
 
 
 def _text_or_none(value: object) -> str | None:
@@ -234,9 +262,10 @@ def load_chunk(
     """
     with engine.begin() as conn:
         lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
-        last_row = conn.execute(
-            text(f"SELECT last_row FROM ingest_batches WHERE batch_id = :b{lock}"), {"b": batch_id}
-        ).scalar_one()
+        last_row, received = conn.execute(
+            text(f"SELECT last_row, received FROM ingest_batches WHERE batch_id = :b{lock}"),
+            {"b": batch_id},
+        ).one()
         chunk = raw[raw["row_number"] > last_row]
         if chunk.empty:
             if raw.empty and watermark is not None:  # nothing new, the source still moved on
@@ -248,10 +277,13 @@ def load_chunk(
         validated = validate_observations(chunk, known_series_ids(conn), assume_timezone)
         rejected = validated.rejected
         inserted = updated = 0
-        if len(validated.accepted):
+        if len(validated.accepted) and _insert_if_all_new(conn, validated.accepted, batch_id):
+            inserted = len(validated.accepted)
+        elif len(validated.accepted):
             _stage(conn, validated.accepted)
-            repeats = _reject_repeats_within_batch(conn, batch_id)
-            rejected = pd.concat([rejected, repeats], ignore_index=True)
+            if received:  # else no earlier chunk of this batch has committed rows
+                repeats = _reject_repeats_within_batch(conn, batch_id)
+                rejected = pd.concat([rejected, repeats], ignore_index=True)
             inserted, updated = _merge_staged(conn, batch_id)
         _store_rejects(conn, batch_id, rejected)
         b = ingest_batches.c

@@ -6,10 +6,13 @@ Every received row ends up either accepted or rejected with a reason, so that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from db.bulk import distinct_codes
 
 REQUIRED_COLUMNS = ("series_id", "ts", "value")
 
@@ -26,8 +29,28 @@ class ValidatedBatch:
         return len(self.accepted) + len(self.rejected)
 
 
+def _per_distinct(
+    column: pd.Series, parse: Callable[[pd.Series], tuple[pd.Series, pd.Series]]
+) -> tuple[pd.Series, pd.Series]:
+    """Apply ``parse`` to each distinct value of ``column`` once and spread the results back.
+
+    Long-format batches repeat the same timestamps (one per series) and series ids (one per
+    timestamp), so parsing distinct values is far cheaper than parsing every row.
+    """
+    codes, uniques = distinct_codes(column)
+    parsed, reasons = parse(uniques)
+    return (
+        parsed.take(codes).set_axis(column.index),
+        reasons.take(codes).set_axis(column.index),
+    )
+
+
 def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.Series, pd.Series]:
     """Parse ISO-like timestamps to UTC; return (parsed, reason-or-empty) per row."""
+    return _per_distinct(text, lambda distinct: _parse_distinct(distinct, assume_timezone))
+
+
+def _parse_distinct(text: pd.Series, assume_timezone: str | None) -> tuple[pd.Series, pd.Series]:
     # Microsecond resolution holds any year; rows outside the nanosecond range that pandas
     # and the forecasters use are rejected below.
     parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
@@ -71,6 +94,24 @@ def _parse_timestamps(text: pd.Series, assume_timezone: str | None) -> tuple[pd.
     return parsed, reasons
 
 
+def _value_text(values: pd.Series) -> pd.Series:
+    return values.fillna("").astype(str).str.strip()
+
+
+def _parse_values(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Numbers and the text they were read from (only where a reason may quote it)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        # Already numbers: the text round trip would give the same floats; only rows that
+        # are not finite need their text (for the reason).
+        number = values.astype(float)
+        text = pd.Series("", index=values.index, dtype=object)
+        odd = ~np.isfinite(number.to_numpy())
+        text[odd] = _value_text(values[odd].astype(object))
+        return number, text
+    text = _value_text(values)
+    return pd.to_numeric(text, errors="coerce"), text
+
+
 def validate_observations(
     raw: pd.DataFrame,
     known_series: set[str],
@@ -90,35 +131,43 @@ def validate_observations(
     reasons = pd.Series("", index=frame.index, dtype=object)
     if "read_error" in frame.columns:  # the reader could not split these lines
         reasons = frame["read_error"].fillna("").astype(str).astype(object)
+    # Rows without a reason so far; each check below only gives a reason to these.
+    free = (reasons == "").to_numpy(copy=True)
 
-    sid = frame["series_id"].fillna("").astype(str).str.strip()
-    reasons[(sid == "") & (reasons == "")] = "empty series_id"
-    unknown = (sid != "") & ~sid.isin(known_series)
-    reasons[unknown & (reasons == "")] = (
-        "unknown series "
-        + sid[unknown].map(repr)
-        + "; declare it first (seqcast ingest --kind --freq)"
-    )
+    def reject(mask: np.ndarray, why: str | pd.Series) -> None:
+        take = mask & free
+        reasons[take] = why  # a Series gives each row its own reason (aligned on the index)
+        free[take] = False
+
+    codes, distinct_ids = distinct_codes(frame["series_id"])
+    distinct_sid = distinct_ids.astype(object).fillna("").astype(str).str.strip()
+    sid = pd.Series(distinct_sid.to_numpy(dtype=object)[codes], index=frame.index, dtype=object)
+    sid_empty = (distinct_sid == "").to_numpy()[codes]
+    reject(sid_empty, "empty series_id")
+    unknown = ~sid_empty & ~sid.isin(known_series).to_numpy()
+    reject(
+        unknown,
+        "unknown series " + sid.where(unknown & free).dropna().map(repr)
+        + "; declare it first (seqcast ingest --kind --freq)",
+    )  # fmt: skip
 
     ts, ts_reasons = _parse_timestamps(frame["ts"], assume_timezone)
-    reasons = reasons.where(reasons != "", ts_reasons)
+    reject(ts.isna().to_numpy(), ts_reasons)  # every unparsed timestamp has a reason
 
-    value_text = frame["value"].fillna("").astype(str).str.strip()
-    value = pd.to_numeric(value_text, errors="coerce")
-    bad_value = value.isna() | ~np.isfinite(value.fillna(0.0).to_numpy())
-    reasons[bad_value & (value_text == "") & (reasons == "")] = "empty value"
-    reasons[bad_value & (reasons == "")] = (
-        "value "
-        + value_text[bad_value & (reasons == "")].str.slice(0, 40).map(repr)
-        + " is not a finite number"
-    )
+    value, value_text = _parse_values(frame["value"])
+    bad_value = (value.isna() | ~np.isfinite(value.fillna(0.0).to_numpy())).to_numpy()
+    quoted = value_text.where(bad_value & free).dropna()
+    if bad_value.any():
+        reject(bad_value & (value_text == "").to_numpy(), "empty value")
+    reject(bad_value, "value " + quoted.str.slice(0, 40).map(repr) + " is not a finite number")
 
-    ok = reasons == ""
     # Duplicate keys inside the batch: identical repeats keep the first row; conflicting values
     # are all rejected because no single one can be trusted.
     keyed = pd.DataFrame(
         {"series_id": sid, "ts": ts, "value": value, "row_number": frame["row_number"]}
-    )[ok]
+    )[free]
+    # Only keys that occur more than once can be repeats or conflicts (usually none).
+    keyed = keyed[keyed.duplicated(["series_id", "ts"], keep=False)]
     if len(keyed):
         grp = keyed.groupby(["series_id", "ts"], sort=False)
         n_distinct = grp["value"].transform("nunique")
@@ -128,12 +177,14 @@ def validate_observations(
         first_row = grp["row_number"].transform("first")
         rep_idx = keyed.index[repeat_mask]
         reasons[rep_idx] = "duplicate of row " + first_row[rep_idx].astype(str)
-    ok = reasons == ""
+        free[conflict_idx] = False
+        free[rep_idx] = False
+    ok = free
 
     accepted = pd.DataFrame(
         {
             "series_id": sid[ok].to_numpy(dtype=object),
-            "ts": ts[ok].to_numpy(),
+            "ts": ts[ok].array,
             "value": value[ok].astype(float).to_numpy(),
             "row_number": frame.loc[ok, "row_number"].to_numpy(dtype=np.int64),
         }

@@ -89,16 +89,18 @@ def test_killing_a_forecast_write_leaves_no_partial_run(database_url: str) -> No
     proc = _child(
         f"""
         import time, pandas as pd
-        from sqlalchemy import event
+        import db.forecasts
         from db import make_engine
         from db.forecasts import ForecastRun, write_forecast_run
         engine = make_engine({database_url!r})
+        bulk_insert = db.forecasts._insert_rows  # COPY or executemany, below SQLAlchemy's events
 
-        @event.listens_for(engine, "after_cursor_execute")
-        def hang(conn, cursor, statement, *args):
-            if statement.lstrip().upper().startswith("INSERT INTO FORECASTS "):
-                print("{MARK}", flush=True)  # the run row is written, its rows are being written
-                time.sleep(60)
+        def hang(*args):
+            bulk_insert(*args)
+            print("{MARK}", flush=True)  # the run row and its rows are written, not committed
+            time.sleep(60)
+
+        db.forecasts._insert_rows = hang
 
         ts = pd.date_range("2024-01-01T01:00", periods=48, freq="h", tz="UTC")
         rows = pd.DataFrame({{"series_id": "s1", "ts": ts, "step": range(1, 49), "yhat": 1.0,
