@@ -28,9 +28,9 @@ BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
 BENCHES = [
     ("training", "training.py", []),
     ("window_memory", "window_memory.py", []),
-    ("ingest", "db_write.py", []),
+    ("ingest", "db_write.py", ["--profile"]),
     ("pipeline", "pipeline_overhead.py", []),
-    ("inference", "inference.py", []),
+    ("inference", "inference.py", ["--profile"]),
     ("gpu", "gpu.py", []),
 ]
 # db_write.py writes both of these.
