@@ -11,7 +11,9 @@ seqcast. Writes ``<out>.npz`` (forecasts [series, 48] in file order) and ``<out>
 Both get the same architecture and budget: a 2-layer LSTM with 128 hidden units reading 168
 points and forecasting 48, ``--steps`` optimizer steps of ``--batch`` windows, each library's
 own defaults otherwise (Adam at 1e-3; NeuralForecast's robust per-window scaler and MAE loss,
-its MLP decoder; Darts' per-series min-max scaler and MSE loss, its linear head).
+its MLP decoder; Darts' per-series min-max scaler and MSE loss, its linear head). Darts
+trains in the dtype of its series, so they are given as float32 like the other two (float64
+series made it about 3x slower here).
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ def run_darts(
 
     end = pd.Timestamp("2020-01-01")
     series = [
-        TimeSeries.from_times_and_values(pd.date_range(end=end, periods=len(y), freq="h"), y)
+        TimeSeries.from_times_and_values(
+            pd.date_range(end=end, periods=len(y), freq="h"), y.astype(np.float32)
+        )
         for y in train
     ]
     model = BlockRNNModel(

@@ -3,3 +3,7 @@
 Knows nothing of SQL, Prefect or MLflow: takes frames and arrays, returns models, metrics and
 histories.
 """
+
+from forecasting.device import flush_denormals
+
+flush_denormals()
