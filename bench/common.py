@@ -32,6 +32,11 @@ M4_TRAIN = ROOT.parent / "shared" / "data" / "m4" / "Hourly-train.csv"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# As the seqcast CLI does before any torch work (see forecasting.device.flush_denormals).
+from forecasting.device import flush_denormals  # noqa: E402
+
+flush_denormals()
+
 
 def rss_mb() -> float:
     """Current resident set size of this process, MiB."""
@@ -104,7 +109,9 @@ def write_result(bench: str, result: dict[str, Any], out_dir: Path | None = None
         **result,
     }
     path = out_dir / f"{bench}.json"
-    path.write_text(json.dumps(payload, indent=1, default=str))
+    # One top-level key per line: readable in a diff, short enough to review.
+    body = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in payload.items())
+    path.write_text("{\n" + body + "\n}\n")
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
     return path
 

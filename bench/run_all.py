@@ -33,6 +33,8 @@ BENCHES = [
     ("inference", "inference.py", ["--profile"]),
     ("gpu", "gpu.py", []),
 ]
+# Profile lines shown per bench in RESULTS.md (all of them stay in the JSON).
+MAX_PROFILE_LINES = 12
 # db_write.py writes both of these.
 ALSO_WRITTEN = {"ingest": ["writeback"]}
 
@@ -103,7 +105,11 @@ def render(results: list[dict[str, Any]]) -> str:
             lines.append("|" + "---|" * len(table["columns"]))
             lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table["rows"]]
         if r.get("profile"):
-            lines += ["", "Profile:", *[f"- {p}" for p in r["profile"]]]
+            shown = r["profile"][:MAX_PROFILE_LINES]
+            more = len(r["profile"]) - len(shown)
+            lines += ["", "Profile:", *[f"- {p}" for p in shown]]
+            if more:
+                lines.append(f"- ... {more} more lines in bench/results/perf/{r['bench']}.json")
         if r.get("notes"):
             lines += ["", *[f"- {n}" for n in r["notes"]]]
     lines += ["", END]

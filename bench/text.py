@@ -1,4 +1,4 @@
-"""Text model benchmarks on the public data in ../shared/data (see bench/RESULTS.md).
+"""Text model benchmarks on the public data in ../shared/data (see bench/ACCURACY.md).
 
     .venv/bin/python bench/text.py --task sst2|conll|ud|all [--sst2-test FILE] [--conll-test FILE]
         [--ud-test FILE] [--data ../shared/data] [--threads 2] [--minutes 16]

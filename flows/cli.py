@@ -38,6 +38,10 @@ def _quiet_prefect() -> None:
     # The temporary Prefect server's telemetry heartbeat writes to its own SQLite file while
     # flows run and logs spurious "database is locked" tracebacks; seqcast sends no telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Subnormal floats as zero, set before torch starts its threads so they all inherit it.
+    from forecasting.device import flush_denormals
+
+    flush_denormals()
 
 
 def _preflight() -> None:

@@ -3,7 +3,3 @@
 Knows nothing of SQL, Prefect or MLflow: takes frames and arrays, returns models, metrics and
 histories.
 """
-
-from forecasting.device import flush_denormals
-
-flush_denormals()

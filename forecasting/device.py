@@ -33,8 +33,9 @@ def flush_denormals() -> bool:
     Gradients that fade through a long window reach subnormal magnitudes (below 1.2e-38),
     and x86 arithmetic on those is up to a hundred times slower: a 168-step LSTM on 2 cores
     trained 13-20 % faster on M4 data with this, and 4x faster on noisy inputs. Threads
-    inherit the setting when they are created, so this runs when the package is imported,
-    before torch starts its thread pool. ``SEQCAST_FLUSH_DENORMAL=0`` keeps IEEE subnormals.
+    inherit the setting when they are created, so commands call this before their first
+    torch work (the ``seqcast`` CLI, the torchrun entry point, the benches); training calls
+    it again for its own thread. ``SEQCAST_FLUSH_DENORMAL=0`` keeps IEEE subnormals.
     Returns whether flushing is on.
     """
     if os.environ.get("SEQCAST_FLUSH_DENORMAL", "1") == "0":

@@ -21,11 +21,13 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
+from forecasting.device import flush_denormals
 from forecasting.forecaster import GlobalForecaster
 from forecasting.spec import ForecasterSpec
 
 
 def main(argv: list[str] | None = None) -> None:
+    flush_denormals()  # before any torch work, so torch's threads inherit it
     parser = argparse.ArgumentParser(description="DDP training of one seqcast forecaster")
     parser.add_argument("--data", type=Path, required=True, help="parquet: series_id, ts, value")
     parser.add_argument("--freqs", type=Path, required=True, help="JSON {series_id: freq}")
