@@ -246,6 +246,20 @@ def begin_batch(engine: Engine, source: str, content_sha256: str) -> tuple[int, 
             return int(prior.batch_id), prior.status == "complete"
 
 
+def _write_accepted(
+    conn: Connection, accepted: pd.DataFrame, batch_id: int, check_repeats: bool
+) -> tuple[int, int, pd.DataFrame | None]:
+    """Write a chunk's accepted rows inside the caller's transaction: directly when nothing
+    stored overlaps them, else staged and merged. Returns (inserted, updated, the rows
+    rejected as repeats of earlier chunks of this batch, or None when not checked)."""
+    if _insert_if_all_new(conn, accepted, batch_id):
+        return len(accepted), 0, None
+    _stage(conn, accepted)
+    repeats = _reject_repeats_within_batch(conn, batch_id) if check_repeats else None
+    inserted, updated = _merge_staged(conn, batch_id)
+    return inserted, updated, repeats
+
+
 def load_chunk(
     engine: Engine,
     batch_id: int,
@@ -277,14 +291,13 @@ def load_chunk(
         validated = validate_observations(chunk, known_series_ids(conn), assume_timezone)
         rejected = validated.rejected
         inserted = updated = 0
-        if len(validated.accepted) and _insert_if_all_new(conn, validated.accepted, batch_id):
-            inserted = len(validated.accepted)
-        elif len(validated.accepted):
-            _stage(conn, validated.accepted)
-            if received:  # else no earlier chunk of this batch has committed rows
-                repeats = _reject_repeats_within_batch(conn, batch_id)
+        if len(validated.accepted):
+            # received > 0: an earlier chunk of this batch has committed rows to repeat.
+            inserted, updated, repeats = _write_accepted(
+                conn, validated.accepted, batch_id, bool(received)
+            )
+            if repeats is not None:
                 rejected = pd.concat([rejected, repeats], ignore_index=True)
-            inserted, updated = _merge_staged(conn, batch_id)
         _store_rejects(conn, batch_id, rejected)
         b = ingest_batches.c
         conn.execute(

@@ -38,10 +38,6 @@ def _quiet_prefect() -> None:
     # The temporary Prefect server's telemetry heartbeat writes to its own SQLite file while
     # flows run and logs spurious "database is locked" tracebacks; seqcast sends no telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Subnormal floats as zero, set before torch starts its threads so they all inherit it.
-    from forecasting.device import flush_denormals
-
-    flush_denormals()
 
 
 def _preflight() -> None:
@@ -271,7 +267,12 @@ def _print_training(summary: dict[str, Any]) -> None:
         _print_rows("models vs seasonal naive (backtest)", rows, list(rows[0]))
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m flows.cli`
+def main() -> None:  # pragma: no cover - the `seqcast` console script
+    # Subnormal floats as zero, set when the process starts, before torch creates its
+    # threads, so every thread inherits the same setting (see forecasting.device).
+    from forecasting.device import flush_denormals
+
+    flush_denormals()
     app()
 
 

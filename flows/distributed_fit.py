@@ -9,6 +9,7 @@ loads rank 0's artifact.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 
 from flows.errors import SeqcastError
+from forecasting.device import flushing_denormals
 from forecasting.forecaster import GlobalForecaster
 from forecasting.spec import ForecasterSpec
 from forecasting.training import Callback, TrainingDiverged, TrainResult
@@ -52,8 +54,10 @@ def fit_with_torchrun(
             "--data", str(d / "frame.parquet"), "--freqs", str(d / "freqs.json"),
             "--spec", str(d / "spec.json"), "--out", str(d / "model.pt"),
         ]  # fmt: skip
+        # The workers compute with subnormals flushed exactly when this process does.
+        env = {"SEQCAST_FLUSH_DENORMAL": "1" if flushing_denormals() else "0", **os.environ}
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired as exc:
             raise SeqcastError(f"distributed training ran past {timeout_s:.0f} s") from exc
         if done.returncode != 0:

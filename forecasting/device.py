@@ -32,12 +32,19 @@ def flush_denormals() -> bool:
 
     Gradients that fade through a long window reach subnormal magnitudes (below 1.2e-38),
     and x86 arithmetic on those is up to a hundred times slower: a 168-step LSTM on 2 cores
-    trained 13-20 % faster on M4 data with this, and 4x faster on noisy inputs. Threads
-    inherit the setting when they are created, so commands call this before their first
-    torch work (the ``seqcast`` CLI, the torchrun entry point, the benches); training calls
-    it again for its own thread. ``SEQCAST_FLUSH_DENORMAL=0`` keeps IEEE subnormals.
+    trained 13-20 % faster on M4 data with this, and 4x faster on noisy inputs. The setting
+    is per thread and threads inherit it when they are created, so only fresh processes call
+    this, before any torch work (the ``seqcast`` console script, the torchrun entry point,
+    the benches): a process that turned it on later would compute with a mix of flushing
+    and non-flushing threads, and its results would depend on which thread ran what.
+    ``SEQCAST_FLUSH_DENORMAL=0`` keeps IEEE subnormals.
     Returns whether flushing is on.
     """
     if os.environ.get("SEQCAST_FLUSH_DENORMAL", "1") == "0":
         return False
     return bool(torch.set_flush_denormal(True))
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread treats subnormal floats as zero."""
+    return float(torch.tensor([1e-39], dtype=torch.float32) * 1.0) == 0.0

@@ -16,7 +16,6 @@ import torch
 
 from forecasting.backtest import BacktestResult, backtest
 from forecasting.covariates import ExogenousScaler, check_exogenous, covariate_matrix
-from forecasting.device import flush_denormals
 from forecasting.models import RecurrentForecasterConfig, build_model
 from forecasting.panel import (
     Panel,
@@ -64,7 +63,6 @@ class GlobalForecaster:
     """A recurrent forecaster trained across series, each scaled on its training part."""
 
     def __init__(self, spec: ForecasterSpec) -> None:
-        flush_denormals()  # before the first torch work, so torch's threads inherit it
         self.spec = spec
         self.window = WindowSpec(spec.model.window, spec.model.horizon)
         self._build(spec.model_config(n_series=0))

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from forecasting.device import autocast_context, flush_denormals, pick_device
+from forecasting.device import autocast_context, pick_device
 from forecasting.losses import forecast_loss
 from forecasting.windows import Batch, WindowIndex, WindowSpec, gather_batch
 
@@ -190,7 +190,6 @@ def fit(
             f"need training and validation windows, got {len(data.train_starts)} and "
             f"{len(data.val_starts)}; the series are too short or too gappy for this window"
         )
-    flush_denormals()
     torch.manual_seed(config.seed)
     rank, world = _distributed()
     device = pick_device(config.device)

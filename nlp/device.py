@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -25,19 +24,3 @@ def autocast_context(device: torch.device) -> AbstractContextManager[object]:
         return nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-def flush_denormals() -> bool:
-    """Treat subnormal floats as zero on the CPU (FTZ/DAZ), as TensorFlow does by default.
-
-    Gradients that fade through a long window reach subnormal magnitudes (below 1.2e-38),
-    and x86 arithmetic on those is up to a hundred times slower: a 168-step LSTM on 2 cores
-    trained 13-20 % faster on M4 data with this, and 4x faster on noisy inputs. Threads
-    inherit the setting when they are created, so commands call this before their first
-    torch work (the ``seqcast`` CLI, the torchrun entry point, the benches); training calls
-    it again for its own thread. ``SEQCAST_FLUSH_DENORMAL=0`` keeps IEEE subnormals.
-    Returns whether flushing is on.
-    """
-    if os.environ.get("SEQCAST_FLUSH_DENORMAL", "1") == "0":
-        return False
-    return bool(torch.set_flush_denormal(True))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlp.device import autocast_context, flush_denormals, pick_device
+from nlp.device import autocast_context, pick_device
 
 Batch = dict[str, torch.Tensor]
 
@@ -97,7 +97,6 @@ def fit(
     Raises:
         TrainingDiverged: the loss or the gradient norm became non-finite.
     """
-    flush_denormals()
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     model.to(device)

@@ -37,7 +37,13 @@ def test_two_ddp_processes_match_one_process(glucose: pd.DataFrame, tmp_path: Pa
     (tmp_path / "freqs.json").write_text(json.dumps(freqs))
     (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
     out = tmp_path / "model.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    # Subnormals kept, like the in-process reference run (the entry point flushes by default).
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "SEQCAST_FLUSH_DENORMAL": "0",
+    }
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         "-m", "forecasting.distributed", "--data", str(tmp_path / "frame.parquet"),

@@ -110,16 +110,17 @@ def test_messages_sent_while_down_are_loaded_once_even_across_crashes(
 
     # A crash before the commit: nothing is acknowledged, nothing written.
     publish(readings(prefix, 30, 10))
-    merge = db.ingest._merge_staged
+    write = db.ingest._write_accepted
 
     def crash(*args: Any) -> Any:
+        write(*args)  # the rows are written, not yet committed
         raise RuntimeError("killed before commit")
 
-    monkeypatch.setattr(db.ingest, "_merge_staged", crash)
+    monkeypatch.setattr(db.ingest, "_write_accepted", crash)
     with pytest.raises(RuntimeError, match="killed before commit"):
         run_source(engine, cfg)
     assert _rows(engine) == (60, 60)
-    monkeypatch.setattr(db.ingest, "_merge_staged", merge)
+    monkeypatch.setattr(db.ingest, "_write_accepted", write)
 
     # A crash after the commit but before the acknowledgement: the broker redelivers.
     def die_after_commit(row: dict[str, Any]) -> None:

@@ -148,23 +148,23 @@ def test_a_crash_before_commit_leaves_rows_and_watermark_unchanged(
     engine: Engine, upstream: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _insert(upstream, _rows(range(1, 26)))
-    merge = db.ingest._merge_staged
+    write = db.ingest._write_accepted
     calls = {"n": 0}
 
-    def merge_then_crash(conn: sa.Connection, batch_id: int) -> tuple[int, int]:
-        out = merge(conn, batch_id)  # the rows are staged and merged, not yet committed
+    def write_then_crash(conn: sa.Connection, *args: Any) -> Any:
+        out = write(conn, *args)  # the rows are written, not yet committed
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("power cut")
         return out
 
-    monkeypatch.setattr(db.ingest, "_merge_staged", merge_then_crash)
+    monkeypatch.setattr(db.ingest, "_write_accepted", write_then_crash)
     with pytest.raises(RuntimeError, match="power cut"):
         run_source(engine, _cfg(upstream))
     assert _counts(engine) == (10, 10)  # the first chunk only
     assert read_watermark(engine, "plant-db")["value"] == 10
 
-    monkeypatch.setattr(db.ingest, "_merge_staged", merge)
+    monkeypatch.setattr(db.ingest, "_write_accepted", write)
     results, _ = run_source(engine, _cfg(upstream))
     assert [r["inserted"] for r in results] == [10, 5]  # exactly the missing rows
     assert _counts(engine) == (25, 25)
