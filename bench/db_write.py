@@ -50,7 +50,7 @@ SPEC = SeriesSpec("sensor", "h")
 N_SERIES = 100
 HORIZON = 100
 MULTI_SAMPLE = 50_000  # rows to_sql(method="multi") is tried on first (see reference())
-CHUNK_ROWS = 100_000  # flows.sources.CHUNK_ROWS (db/ must not import flows/)
+CHUNK_ROWS = 100_000  # flows.sources.readers.CHUNK_ROWS (db/ must not import flows/)
 TARGETS = {"postgresql": 5.0, "sqlite": 2.0}
 START = pd.Timestamp("2020-01-01", tz="UTC")
 # The reference tables have the primary key and foreign keys of seqcast's tables (batch_id is

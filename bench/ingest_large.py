@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest_large.py [--gib 1.0] [--database-url URL] [--keep]
 
 Generates a long-format file (series_id, ts, value) with a bad row every 50,000 lines, loads
-it through the same path as `seqcast ingest` (flows.sources.read_file + db.ingest), samples
+it through the same path as `seqcast ingest` (flows.sources.readers.read_file + db.ingest), samples
 resident memory every 0.2 s during the load, and checks that every line is accounted for.
 """
 
@@ -83,7 +83,7 @@ def main() -> int:
         from db.ingest import ingest_chunks
         from db.migrate import upgrade
         from db.observations import SeriesSpec
-        from flows.sources import read_file
+        from flows.sources.readers import read_file
 
         engine = make_engine(url)
         upgrade(engine)

@@ -12,10 +12,10 @@ Two measurements of the same work:
 1. The flow once under a wall-clock stack sampler (bench/stack_sampler.py). Each sample is
    attributed by its whole stack: under ``mlflow.*`` -> MLflow (this includes the pt2
    ``torch.export`` in model logging and MLflow's own SQLite store); under seqcast's
-   logging-only code (flows.plots, flows.comparison: figures, per-horizon errors, dataset
-   inputs; flows.tracking) -> "seqcast logging for MLflow"; innermost in ``prefect.*`` ->
-   Prefect; anything else (ingest, DB reads and writes, training, backtest, prediction) ->
-   compute.
+   logging-only code (flows.tracking.plots, flows.tracking.comparison: figures, per-horizon
+   errors, dataset inputs; flows.tracking.runs) -> "seqcast logging for MLflow"; innermost
+   in ``prefect.*`` -> Prefect; anything else (ingest, DB reads and writes, training,
+   backtest, prediction) -> compute.
 2. The same compute steps called directly (db.ingest, read_group, fit, backtest, predict,
    write_forecast_run) on a fresh database: overhead = (flow wall - bare wall) / flow wall.
 
@@ -37,7 +37,7 @@ from common import M4_TRAIN, Timer, load_average, target, write_result
 from stack_sampler import Stack, StackSampler
 
 SERIES_KIND = "m4hourly"
-LOGGING_MODULES = ("flows.plots", "flows.comparison", "flows.tracking")
+LOGGING_MODULES = ("flows.tracking.plots", "flows.tracking.comparison", "flows.tracking.runs")
 OVERHEAD = ("prefect", "mlflow", "seqcast logging for mlflow")
 COMPUTE_STEPS = (  # (module prefix, function) on the stack -> compute detail, first match wins
     ("forecasting.training", "fit", "train"),
@@ -45,7 +45,7 @@ COMPUTE_STEPS = (  # (module prefix, function) on the stack -> compute detail, f
     ("forecasting.forecaster", "predict", "predict"),
     ("db.forecasts", "write_forecast_run", "db write (forecast run)"),
     ("db.ingest", "ingest_chunks", "ingest (read CSV, validate, upsert)"),
-    ("flows.series_data", "read_group", "db read (group data)"),
+    ("flows.series.data", "read_group", "db read (group data)"),
 )
 
 
@@ -107,7 +107,7 @@ def group_for(quick: bool) -> Any:
     epochs of 8,192 windows with early stopping) and hourly-data settings for the rest
     (as bench/m4_hourly.py: a week read one day per step, window-normalised, seasonal skip),
     so the models beat seasonal naive and the champion is promoted and forecasts."""
-    from flows.params import ModelGroup
+    from flows.series.params import ModelGroup
 
     small = {"cells": ["lstm"], "hidden_size": 32, "num_layers": 1, "max_epochs": 1,
              "windows_per_epoch": 512}  # fmt: skip
@@ -135,8 +135,8 @@ def bare_run(csv: Path, group: Any, workdir: Path) -> dict[str, float]:
     from db.ingest import ingest_chunks
     from db.migrate import upgrade
     from db.observations import SeriesSpec
-    from flows.series_data import read_group
-    from flows.sources import read_file
+    from flows.series.data import read_group
+    from flows.sources.readers import read_file
     from forecasting.forecaster import GlobalForecaster
 
     engine = make_engine(f"sqlite:///{workdir / 'bare.db'}")
@@ -199,8 +199,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from db import make_engine
     from db.migrate import upgrade
-    from flows.params import IngestParams, PipelineParams
-    from flows.pipeline import pipeline
+    from flows.series.params import IngestParams, PipelineParams
+    from flows.series.pipeline import pipeline
 
     csv = workdir / "m4_hourly_long.csv"
     series, rows = write_series_csv(csv, n_series)

@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     from db import make_engine
     from db.migrate import upgrade
     from db.observations import list_series, read_observations
-    from flows.params import IngestParams, ModelGroup, PipelineParams
-    from flows.pipeline import pipeline
+    from flows.series.params import IngestParams, ModelGroup, PipelineParams
+    from flows.series.pipeline import pipeline
 
     postgres = info["schema"] is not None
     admin = None

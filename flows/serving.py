@@ -13,7 +13,7 @@ from flows.errors import SeqcastError
 
 
 def load_flow(entrypoint: str) -> Any:
-    """Import ``flows/pipeline.py:pipeline`` style entrypoints."""
+    """Import ``flows/series/pipeline.py:pipeline`` style entrypoints."""
     path, _, name = entrypoint.partition(":")
     module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
     return getattr(module, name)

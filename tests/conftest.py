@@ -171,7 +171,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | No
     if os.environ.get("SEQCAST_TEST_MLFLOW") != "server":
         yield None
         return
-    from tests.mlflow_server import running_mlflow_server
+    from tests.support.mlflow_server import running_mlflow_server
 
     with running_mlflow_server(_postgres_url(), tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
@@ -193,7 +193,7 @@ def service_env(
     monkeypatch.chdir(tmp_path)  # MLflow's local artifact root (./mlruns) lands here
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     if mlflow_server is not None:
-        from tests.mlflow_server import empty_store
+        from tests.support.mlflow_server import empty_store
 
         empty_store()
         tracking = mlflow_server

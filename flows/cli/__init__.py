@@ -1,0 +1,47 @@
+"""The ``seqcast`` command line: one module per command group, joined here and only here.
+
+``common`` holds what the modules share; each module declares its own ``typer.Typer()``:
+``db`` (schema), ``ingest`` (files, bundled data, configured sources), ``forecasting``
+(train, forecast, pipeline), ``text`` (ingest-text, train-text, score-text), ``model``
+(champion rollback), ``reports`` (status, report) and ``service`` (demo, serve).
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from flows.cli import db, forecasting, ingest, model, reports, service, text
+
+app = typer.Typer(
+    help="seqcast: scheduled recurrent forecasting (Prefect + MLflow + SQL).", no_args_is_help=True
+)
+app.add_typer(db.app, name="db")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(model.app, name="model")
+# Groups without a name add their commands to the top level (seqcast train, seqcast status...).
+for group in (forecasting.app, text.app, reports.app, service.app):
+    app.add_typer(group)
+
+
+@app.callback()
+def _quiet_prefect() -> None:
+    """Runs before every command."""
+    # The temporary Prefect server's telemetry heartbeat writes to its own SQLite file while
+    # flows run and logs spurious "database is locked" tracebacks; seqcast sends no telemetry.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def main() -> None:  # pragma: no cover - the `seqcast` console script
+    """The console script: flush subnormals once at process start, then run the command."""
+    # Subnormal floats as zero, set when the process starts, before torch creates its
+    # threads, so every thread inherits the same setting (see forecasting.device).
+    from forecasting.device import flush_denormals
+
+    flush_denormals()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,31 @@
+"""``seqcast demo`` and ``seqcast serve``: the whole job once, or every deployment on schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.cli.common import console, user_errors
+
+app = typer.Typer()
+
+
+@app.command()
+@user_errors
+def demo() -> None:
+    """Run the pipeline on the bundled real data with embedded defaults and show the results."""
+    from flows.demo.series import run_demo
+
+    run_demo(console)
+
+
+@app.command()
+@user_errors
+def serve(
+    prefect_yaml: Path = typer.Option(Path("prefect.yaml"), help="deployments to serve"),
+) -> None:
+    """Serve every deployment of prefect.yaml on its schedule in this process (Ctrl-C stops)."""
+    from flows.serving import serve_deployments
+
+    serve_deployments(prefect_yaml)

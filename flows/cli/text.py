@@ -1,0 +1,114 @@
+"""``seqcast ingest-text``, ``train-text`` and ``score-text``: the text flows from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import typer
+
+from flows.cli.common import preflight, print_rejects, print_rows, user_errors
+from flows.errors import SeqcastError
+
+app = typer.Typer()
+
+
+@app.command("ingest-text")
+@user_errors
+def ingest_text(
+    paths: list[Path] = typer.Argument(None, help="CSV/TSV (text,label,...), CoNLL or CoNLL-U"),
+    format: str | None = typer.Option(None, "--format", help="csv, tsv, conll or conllu"),
+    task: str | None = typer.Option(None, help="task the labels/tags are for: sentiment, ner, pos"),
+    bundled: list[str] = typer.Option(
+        [], "--bundled", help="bundled real data: rotten_tomatoes, turkish_treebank"
+    ),
+    label_column: str | None = typer.Option(None, help="name of the label column (CSV/TSV)"),
+) -> None:
+    """Load documents with their labels or tags; malformed records go to rejected_rows."""
+    from flows.text.ingest import ingest_text as ingest_flow
+    from flows.text.params import IngestTextParams
+
+    params = IngestTextParams(
+        paths=[str(p) for p in paths or []],
+        format=format,
+        task=task,
+        bundled=bundled,
+        label_column=label_column,
+    )
+    if not params.paths and not params.bundled:
+        raise SeqcastError("nothing to ingest: give files or --bundled rotten_tomatoes")
+    preflight()
+    results = ingest_flow(params)
+    print_rows(
+        "ingest-text",
+        results,
+        ["source", "task", "received", "accepted", "rejected", "inserted", "updated",
+         "already_loaded"],
+    )  # fmt: skip
+    for r in results:
+        print_rejects(cast(list[str], r.get("first_rejects", [])))
+
+
+@app.command("train-text")
+@user_errors
+def train_text(
+    classifier_task: str | None = typer.Option("sentiment", help="'' to skip the classifier"),
+    tagger_task: str | None = typer.Option("pos", help="'' to skip the tagger"),
+    max_epochs: int | None = typer.Option(None, help="epochs for both models (default: theirs)"),
+) -> None:
+    """Train, register and promote the text classifier and tagger."""
+    from flows.text.params import ClassifierParams, TaggerParams, TrainTextParams
+    from flows.text.train import train_text as train_flow
+
+    extra = {"max_epochs": max_epochs} if max_epochs else {}
+    params = TrainTextParams(
+        classifier=ClassifierParams(task=classifier_task, **extra) if classifier_task else None,
+        tagger=TaggerParams(task=tagger_task, **extra) if tagger_task else None,
+    )
+    preflight()
+    summary = train_flow(params)
+    print_text_training(summary)
+
+
+def print_text_training(summary: dict[str, object]) -> None:
+    """Each text model's held-out score and the promotion decision."""
+    rows = []
+    for task_name, s in summary.items():
+        s = cast(dict[str, object], s)
+        d = cast(dict[str, object], s["decision"])
+        rows.append(
+            {
+                "task": task_name,
+                "model": f"{s['registered_model']} v{s['version']}",
+                "documents": s["documents"],
+                "held-out score": f"{cast(float, d['challenger_score']):.4f}",
+                "champion": "promoted" if d["promoted"] else "kept",
+                "reason": d["reason"],
+            }
+        )
+    if rows:
+        print_rows("text models (held-out documents)", rows, list(rows[0]))
+
+
+@app.command("score-text")
+@user_errors
+def score_text(
+    classifier_task: list[str] = typer.Option(["sentiment"], help="classifier task(s)"),
+    tagger_task: list[str] = typer.Option(["pos"], help="tagger task(s)"),
+    limit: int | None = typer.Option(None, help="documents per model at most"),
+) -> None:
+    """Score documents not yet scored by each champion; write predictions in one transaction."""
+    from flows.text.params import ScoreTextParams
+    from flows.text.score import score_text as score_flow
+
+    params = ScoreTextParams(
+        classifier_tasks=[t for t in classifier_task if t],
+        tagger_tasks=[t for t in tagger_task if t],
+        limit=limit,
+    )
+    preflight()
+    summary = score_flow(params)
+    print_rows(
+        "score-text", [{"task": t, **s} for t, s in summary.items()],
+        ["task", "model", "documents", "written", "skipped"],
+    )  # fmt: skip

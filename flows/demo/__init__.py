@@ -1,0 +1,1 @@
+"""``seqcast demo``: the flows on bundled real data, then where to look at the results."""

@@ -1,0 +1,139 @@
+"""``seqcast demo``: the pipeline flow on bundled real data, then where to look at results."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from sqlalchemy import Engine, text
+
+from db import make_engine
+from db.migrate import upgrade
+from flows.demo.text import run_text_demo
+from flows.reports.tables import rich_table
+from flows.series.params import IngestParams, PipelineParams
+from flows.series.pipeline import pipeline
+from flows.settings import Settings
+
+EXAMPLE_QUERIES = {
+    "Latest forecast for the glucose sensor": (
+        "SELECT series_id, ts, step, round(yhat, 1) AS yhat, round(yhat_lower, 1) AS lower,\n"
+        "       round(yhat_upper, 1) AS upper, model_name, model_version\n"
+        "FROM latest_forecasts WHERE series_id = 'cgm-glucose' ORDER BY ts LIMIT 5"
+    ),
+    "Forecast runs and what they wrote": (
+        "SELECT r.run_id, r.model_name, r.model_version, r.issued_at, COUNT(*) AS n_rows,\n"
+        "       COUNT(DISTINCT f.series_id) AS n_series\n"
+        "FROM forecast_runs r JOIN forecasts f ON f.run_id = r.run_id\n"
+        "GROUP BY r.run_id, r.model_name, r.model_version, r.issued_at ORDER BY r.run_id"
+    ),
+}
+
+
+def run_demo(console: Console) -> dict[str, Any]:
+    """Migrate, run ``pipeline`` on the bundled glucose and stock data, print a summary."""
+    settings = Settings.from_env()
+    t0 = time.perf_counter()
+    engine = make_engine(settings.database_url)
+    rev = upgrade(engine)
+    console.print(
+        f"[bold]database[/bold] {engine.url.render_as_string(hide_password=True)} (migration {rev})"
+    )
+    console.print(f"[bold]mlflow[/bold]   {settings.mlflow_tracking_uri}")
+    summary = pipeline(
+        PipelineParams(ingest=IngestParams(bundled=["glucose", "stocks"]), retrain_after_hours=0.0)
+    )
+    elapsed = time.perf_counter() - t0
+    console.rule("seqcast demo: summary")
+    show_data(console, engine, summary)
+    show_models(console, summary)
+    show_forecasts(console, summary)
+    console.rule("look at the results")
+    show_where_to_look(console, engine, settings)
+    summary["text"] = run_text_demo(console, engine)
+    console.print(
+        f"\ndemo finished in {time.perf_counter() - t0:.0f} s (forecasting part {elapsed:.0f} s)"
+    )
+    engine.dispose()
+    return summary
+
+
+def show_data(console: Console, engine: Engine, summary: dict[str, Any]) -> None:
+    """Series per kind in the database, and the ingest batches of this run."""
+    with engine.connect() as conn:
+        series = pd.read_sql(
+            text(
+                "SELECT s.kind, COUNT(DISTINCT s.series_id) AS series, "
+                "COUNT(o.ts) AS observations FROM series s "
+                "LEFT JOIN observations o ON o.series_id = s.series_id GROUP BY s.kind"
+            ),
+            conn,
+        )
+    console.print(rich_table("Series in the database", series))
+    ingest_rows = pd.DataFrame(summary.get("ingest", []))
+    if not ingest_rows.empty:
+        columns = ["source", "received", "accepted", "rejected", "inserted", "already_loaded"]
+        console.print(rich_table("Ingest batches", ingest_rows, columns))
+
+
+def show_models(console: Console, summary: dict[str, Any]) -> None:
+    """Every candidate's backtest next to the seasonal-naive baseline, and each champion change."""
+    models = []
+    for group, s in summary.get("train", {}).items():
+        for cell, m in s["candidates"].items():
+            models.append(
+                {
+                    "group": group,
+                    "model": f"{cell} v{m['version']}",
+                    "MASE": round(m.get("backtest_mase", float("nan")), 3),
+                    "sMAPE": round(m.get("backtest_smape", float("nan")), 2),
+                    "MAE": round(m.get("backtest_mae", float("nan")), 3),
+                    "coverage": round(m.get("backtest_coverage", float("nan")), 3),
+                    "s-naive MASE": round(m.get("seasonal_naive_mase", float("nan")), 3),
+                    "s-naive sMAPE": round(m.get("seasonal_naive_smape", float("nan")), 2),
+                    "s-naive MAE": round(m.get("seasonal_naive_mae", float("nan")), 3),
+                }
+            )
+        d = s["decision"]
+        change = d["challenger"] if d["promoted"] else "unchanged"
+        console.print(f"{group}: champion -> {change} ({d['reason']})")
+    if models:
+        title = "Models (rolling-origin backtest) next to the seasonal-naive baseline"
+        console.print(rich_table(title, models))
+
+
+def show_forecasts(console: Console, summary: dict[str, Any]) -> None:
+    """The forecast run each group wrote, and the series it could not forecast."""
+    written = [
+        {
+            "group": g,
+            **{k: s.get(k) for k in ("model", "run_id", "rows", "series", "created")},
+            "not forecast": "; ".join(f"{k}: {v}" for k, v in s.get("series_skipped", {}).items()),
+        }
+        for g, s in summary.get("forecast", {}).items()
+    ]
+    console.print(rich_table("Forecast rows written", written))
+
+
+def show_where_to_look(console: Console, engine: Engine, settings: Settings) -> None:
+    """The MLflow UI, the status and report commands, and example SQL with its answers."""
+    console.print(
+        "MLflow UI (runs, metrics, plots, registered models):\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000\n"
+        "  then open http://127.0.0.1:5000\n"
+    )
+    console.print(
+        "Where things stand, and a self-contained HTML report (plots, model comparison):\n"
+        "  .venv/bin/seqcast status\n"
+        "  .venv/bin/seqcast report -o seqcast-report.html\n"
+    )
+    console.print(
+        f"SQL against {engine.url.render_as_string(hide_password=True)} "
+        "(every view and column: docs/analysts.md), for example:"
+    )
+    with engine.connect() as conn:
+        for title, sql in EXAMPLE_QUERIES.items():
+            console.print(f"\n-- {title}\n{sql};", highlight=False)
+            console.print(rich_table("", pd.read_sql(text(sql), conn)))

@@ -1,0 +1,1 @@
+"""What users read: ``seqcast status`` and the HTML report."""

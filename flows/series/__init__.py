@@ -1,0 +1,1 @@
+"""The series flows and their tasks: ingest, train the forecasters, forecast, pipeline."""

@@ -1,0 +1,116 @@
+"""The ``forecast`` flow: each group's champion forecasts its series; one DB run per group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from db import make_engine
+from db.forecasts import ForecastRun, WrittenRun, write_forecast_run
+from flows.checks import check_database, check_tracking
+from flows.progress import track
+from flows.series.data import read_group_data
+from flows.series.params import ForecastParams, ModelGroup
+from flows.settings import Settings
+from flows.tasks import io_task
+from flows.tracking.registry import get_alias, load_forecaster
+from flows.tracking.runs import run_link
+from forecasting.forecaster import GlobalForecaster
+
+
+@io_task()
+def resolve_model(group: ModelGroup, alias: str) -> tuple[str, str] | None:
+    """(version, MLflow run id) behind ``seqcast-<group>@alias``, or None."""
+    from mlflow.tracking import MlflowClient
+
+    version = get_alias(MlflowClient(), group.registered_model, alias)
+    return None if version is None else (str(version.version), str(version.run_id))
+
+
+@io_task()
+def fetch_model(group: ModelGroup, version: str) -> GlobalForecaster:
+    """Download and safely load a registered version."""
+    return load_forecaster(group.registered_model, version)
+
+
+@io_task()
+def write_run(run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
+    """Write the run and its rows in one transaction."""
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        return write_forecast_run(engine, run, rows)
+    finally:
+        engine.dispose()
+
+
+@flow(name="forecast", log_prints=True)
+def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
+    """Forecast every active series of every group with that group's champion."""
+    params = params or ForecastParams()
+    logger = get_run_logger()
+    check_database()
+    check_tracking()
+    summary: dict[str, Any] = {}
+    links: dict[str, str] = {}
+    for group in track(params.groups, "forecast groups"):
+        resolved = resolve_model(group, params.alias)
+        if resolved is None:
+            msg = f"no {group.registered_model}@{params.alias}; run train-forecasters first"
+            logger.warning(msg)
+            summary[group.name] = {"skipped": msg}
+            continue
+        version, mlflow_run_id = resolved
+        model = fetch_model(group, version)
+        data = read_group_data(group)
+        rows, skipped = model.predict(data.frame)
+        if rows.empty:
+            summary[group.name] = {
+                "skipped": "no series could be forecast",
+                "series_skipped": skipped,
+            }
+            continue
+        # The newest observation any forecast in this run used.
+        forecast_ids = rows["series_id"].unique()
+        issued_at = data.frame.loc[data.frame["series_id"].isin(forecast_ids), "ts"].max()
+        run = ForecastRun(
+            model_name=group.registered_model,
+            model_version=version,
+            mlflow_run_id=mlflow_run_id,
+            horizon=model.spec.model.horizon,
+            issued_at=pd.Timestamp(issued_at).to_pydatetime(),
+            input_sha256=data.sha256,
+            details={"flow_run_id": str(flow_run.id or "local"), "series_skipped": skipped},
+        )
+        written = write_run(run, rows)
+        logger.info(
+            "%s: %s v%s -> run %s, %d rows for %d series%s",
+            group.name,
+            group.registered_model,
+            version,
+            written.run_id,
+            written.rows,
+            rows["series_id"].nunique(),
+            "" if written.created else " (same input: existing run kept)",
+        )
+        summary[group.name] = {
+            "model": f"{group.registered_model} v{version}",
+            "run_id": written.run_id,
+            "rows": written.rows,
+            "series": int(rows["series_id"].nunique()),
+            "created": written.created,
+            "series_skipped": skipped,
+        }
+        links[group.name] = run_link(mlflow_run_id)
+    create_table_artifact(
+        key="forecast-runs",
+        table=[
+            {"group": g, **{k: str(v) for k, v in s.items()}, "mlflow_run": links.get(g, "")}
+            for g, s in summary.items()
+        ],
+        description="Forecast runs written, with the MLflow run of the model that made them",
+    )
+    return summary

@@ -1,0 +1,60 @@
+"""One model group: read its series, train every candidate, compare with the baselines,
+register and promote; the unit the fan-out runs on each Dask worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+
+from flows.errors import SeqcastError
+from flows.series.candidates import backtest_metrics, train_candidate
+from flows.series.data import read_group_data
+from flows.series.params import ModelGroup
+from flows.tasks import io_task
+from flows.tracking.comparison import log_baseline_runs, log_training_dataset
+from flows.tracking.lifecycle import promote
+
+promote_task = io_task(name="promote")(promote)
+
+
+def train_group(group: ModelGroup, run_tags: dict[str, str]) -> dict[str, Any]:
+    """One group: read its series, train every cell type, backtest, register, promote."""
+    data = read_group_data(group)
+    tags = {**run_tags, "group": group.name, "data_sha256": data.sha256}
+    with mlflow.start_run(run_name=f"train-{group.name}", tags=tags) as parent:
+        mlflow.log_params(
+            {
+                "group": group.name,
+                "cells": ",".join(group.cells),
+                "data.rows": data.rows,
+                "data.series": len(data.freqs),
+                "data.sha256": data.sha256,
+            }
+        )
+        log_training_dataset(group, data)
+        candidates = [
+            c
+            for cell in group.cells
+            if (c := train_candidate(group, cell, data, parent.info.run_id, tags)) is not None
+        ]
+        if not candidates:
+            raise SeqcastError(
+                f"group {group.name!r}: every candidate diverged; "
+                f"see MLflow run {parent.info.run_id}"
+            )
+        log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
+        decision = promote_task(group, candidates, data)
+        mlflow.log_dict(decision, "promotion.json")
+        mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
+    return {
+        "registered_model": group.registered_model,
+        "parent_run_id": parent.info.run_id,
+        "rows": data.rows,
+        "series": len(data.freqs),
+        "candidates": {
+            c.cell: {"version": c.version, "run_id": c.run_id, **backtest_metrics(c.backtest)}
+            for c in candidates
+        },
+        "decision": decision,
+    }

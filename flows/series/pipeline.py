@@ -1,0 +1,146 @@
+"""The ``pipeline`` flow: ingest, retrain the groups that are due, forecast."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from db import make_engine
+from db.accuracy import live_errors
+from flows.checks import check_tracking
+from flows.series.forecast import forecast
+from flows.series.ingest import ingest
+from flows.series.params import ForecastParams, ModelGroup, PipelineParams, TrainParams
+from flows.series.train import train_forecasters
+from flows.settings import Settings
+from flows.tracking.lifecycle import CHAMPION
+from flows.tracking.registry import get_alias
+from flows.tracking.runs import run_link
+
+
+def backtest_mae(version: ModelVersion) -> pd.Series:
+    """The version's backtest MAE per series (its run's ``backtest/per_series.csv``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path="backtest/per_series.csv", dst_path=tmp
+            )
+        except (MlflowException, OSError):
+            return pd.Series(dtype="float64")
+        frame = pd.read_csv(Path(path))
+    model = frame[frame["method"] == "model"]
+    return model.set_index(model["series_id"].astype(str))["mae"].astype("float64")
+
+
+def drift(group: ModelGroup, champion: ModelVersion, ratio: float, min_actuals: int) -> str | None:
+    """Why the champion's live error has drifted, or None.
+
+    Live MAE per series comes from ``forecast_vs_actual`` (the champion's own forecasts whose
+    actuals have arrived since), compared with the same series' backtest MAE.
+    """
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        live = live_errors(engine, group.registered_model, str(champion.version))
+    finally:
+        engine.dispose()
+    live = live[live["n"] >= min_actuals]
+    if live.empty:
+        return None
+    reference = backtest_mae(champion)
+    worst: tuple[float, str] | None = None
+    for row in live.itertuples():
+        ref = reference.get(row.series_id)
+        if ref is None or not ref > 0:
+            continue
+        found = row.mae / ref
+        if found > ratio and (worst is None or found > worst[0]):
+            worst = (
+                found,
+                f"{row.series_id}: live MAE {row.mae:.4g} over {row.n} actuals is "
+                f"{found:.2f}x its backtest MAE {ref:.4g} (threshold {ratio}x)",
+            )
+    return None if worst is None else worst[1]
+
+
+def retrain_due(
+    client: MlflowClient,
+    group: ModelGroup,
+    after_hours: float,
+    drift_ratio: float | None = None,
+    drift_min_actuals: int = 12,
+) -> tuple[bool, str]:
+    """A group is due when it has no champion, its champion is older than ``after_hours``, or
+    (with ``drift_ratio``) the champion's error on newly arrived actuals has drifted."""
+    current = get_alias(client, group.registered_model, CHAMPION)
+    if current is None:
+        return True, "no champion"
+    created = dt.datetime.fromtimestamp(current.creation_timestamp / 1000, dt.UTC)
+    age_h = (dt.datetime.now(dt.UTC) - created).total_seconds() / 3600
+    if age_h >= after_hours:
+        return True, f"champion v{current.version} is {age_h:.1f} h old"
+    if drift_ratio is not None:
+        drifted = drift(group, current, drift_ratio, drift_min_actuals)
+        if drifted is not None:
+            return True, f"champion v{current.version} drifted: {drifted}"
+    return False, f"champion v{current.version} is {age_h:.1f} h old (< {after_hours} h), no drift"
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
+    """Ingest configured sources, retrain when due, then forecast every group."""
+    params = params or PipelineParams()
+    logger = get_run_logger()
+    summary: dict[str, Any] = {}
+    if params.ingest.paths or params.ingest.bundled or params.ingest.config:
+        summary["ingest"] = ingest(params.ingest)
+    check_tracking()
+    client = MlflowClient()
+    due: list[ModelGroup] = []
+    reasons: dict[str, str] = {}
+    for group in params.groups:
+        is_due, why = retrain_due(
+            client, group, params.retrain_after_hours, params.drift_ratio, params.drift_min_actuals
+        )
+        reasons[group.name] = f"{'retrain' if is_due else 'no retrain'}: {why}"
+        logger.info("%s: %s retrain (%s)", group.name, "will" if is_due else "will not", why)
+        if is_due:
+            due.append(group)
+    summary["retrain"] = reasons
+    summary["train"] = train_forecasters(TrainParams(groups=due)) if due else {}
+    summary["forecast"] = forecast(ForecastParams(groups=params.groups))
+    create_markdown_artifact(key="pipeline", markdown=pipeline_report(summary))
+    return summary
+
+
+def pipeline_report(summary: dict[str, Any]) -> str:
+    """Markdown: ingest counts, the retrain decision per group, champion changes, forecasts."""
+    lines = ["| group | retrain decision | champion change | forecast |", "|---|---|---|---|"]
+    for group, why in summary["retrain"].items():
+        trained = summary["train"].get(group)
+        change = "-"
+        if trained:
+            d = trained["decision"]
+            change = f"{'promoted' if d['promoted'] else 'kept'}: {d['challenger']} " + (
+                f"(run {run_link(trained['parent_run_id'])})"
+            )
+        f = summary["forecast"].get(group, {})
+        done = f"{f['rows']} rows, run {f['run_id']}" if "rows" in f else f.get("skipped", "-")
+        lines.append(f"| {group} | {why} | {change} | {done} |")
+    ingested = summary.get("ingest") or []
+    if ingested:
+        received = sum(int(r["received"]) for r in ingested)
+        accepted = sum(int(r["accepted"]) for r in ingested)
+        lines.append(
+            f"\nIngest: {len(ingested)} batch(es), {received} rows received, {accepted} accepted."
+        )
+    return "\n".join(lines)

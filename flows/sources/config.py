@@ -1,0 +1,200 @@
+"""The sources file (YAML): which incremental sources the ``ingest`` flow loads, and how.
+
+Secrets never appear in it: an HTTP auth header, an MQTT password or a database URL with a
+password are read from environment variables that the file names (``*_env`` keys).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.engine import make_url
+
+from db.observations import SeriesSpec
+from flows.errors import SeqcastError
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,60}$")]
+
+
+class Declare(BaseModel):
+    """Declare the series a source introduces (only ids matching ``match``, when given)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    freq: str
+    unit: str | None = None
+    match: str | None = Field(None, description="regex a new series id must fully match")
+
+    def spec(self, source: str) -> SeriesSpec:
+        return SeriesSpec(self.kind, self.freq, self.unit, source, self.match)
+
+
+class _Source(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    declare: Declare | None = None
+    assume_timezone: str | None = Field(None, description="zone for timestamps without offset")
+    chunk_rows: int = Field(10_000, ge=1, le=1_000_000)
+
+    def series_spec(self) -> SeriesSpec | None:
+        return self.declare.spec(self.name) if self.declare else None
+
+
+class FilesSource(_Source):
+    """CSV/Parquet files in long format from a directory or a glob; new content only."""
+
+    type: Literal["files"]
+    path: str = Field(description="a directory (all .csv/.csv.gz/.parquet in it) or a glob")
+
+
+class MqttSource(_Source):
+    """JSON messages from an MQTT topic filter, consumed with a persistent QoS 1 session."""
+
+    type: Literal["mqtt"]
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topic: str = Field(description="topic filter, e.g. plant/+/+")
+    client_id: str | None = Field(None, description="fixed session id (default seqcast-NAME)")
+    qos: Literal[1, 2] = 1
+    series_id: str = Field("{topic}/{field}", description="template: {t[i]}, {topic}, {field}")
+    timestamp_field: str = "ts"
+    timestamp_unit: Literal["iso", "s", "ms"] = "iso"
+    value_fields: list[str] | None = Field(None, description="default: every numeric field")
+    username_env: str | None = None
+    password_env: str | None = None
+    batch_size: int = Field(500, ge=1, le=100_000)
+    batch_seconds: float = Field(1.0, gt=0, description="longest wait to fill one micro-batch")
+    idle_seconds: float = Field(2.0, gt=0, description="a drain stops after this long idle")
+    drain_seconds: float = Field(60.0, gt=0, description="... or after this long in all")
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+    @property
+    def session_id(self) -> str:
+        return self.client_id or f"seqcast-{self.name}"
+
+
+class HttpSource(_Source):
+    """A JSON-over-HTTP price API polled per symbol."""
+
+    type: Literal["http"]
+    url: str = Field(description="template: {symbol} {start} {end} {start_date} {end_date} ...")
+    symbols: list[str] = Field(min_length=1)
+    series_id: str = "{symbol}"
+    records: str = Field("", description="dotted path to the list of records ('' = the body)")
+    timestamp_field: str = "t"
+    timestamp_unit: Literal["iso", "s", "ms"] = "iso"
+    value_field: str = "price"
+    start: str = Field("1970-01-01T00:00:00+00:00", description="{start} before any watermark")
+    auth_header: str | None = None
+    auth_env: str | None = Field(None, description="environment variable holding the header")
+    auth_prefix: str = ""
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0, le=20)
+    backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(30.0, ge=0)
+    rate_per_second: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _auth_pair(self) -> HttpSource:
+        if (self.auth_header is None) != (self.auth_env is None):
+            raise ValueError("give auth_header and auth_env together")
+        try:
+            aware = dt.datetime.fromisoformat(self.start).tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise ValueError(f"start {self.start!r}: give an ISO time with offset, e.g. ...Z")
+        return self
+
+    def start_time(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.start).astimezone(dt.UTC)
+
+
+class SqlSource(_Source):
+    """New rows of a table in another database, by a watermark column."""
+
+    type: Literal["sql"]
+    url: str | None = Field(None, description="SQLAlchemy URL without a password")
+    url_env: str | None = Field(None, description="or the environment variable holding the URL")
+    table: str
+    db_schema: str | None = None
+    ts_column: str
+    value_column: str
+    series_column: str | None = None
+    series_id: str = Field("{series}", description="template; {series} is series_column's value")
+    watermark_column: str | None = Field(None, description="default: ts_column")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SqlSource:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url or url_env")
+        if self.url is not None and make_url(self.url).password is not None:
+            raise ValueError("the url holds a password: put the URL in a variable, use url_env")
+        if self.series_column is None and "{series}" in self.series_id:
+            raise ValueError("series_id needs series_column, or give a fixed series_id")
+        return self
+
+    def resolved_url(self) -> str:
+        if self.url is not None:
+            return self.url
+        value = os.environ.get(self.url_env or "")
+        if not value:
+            raise SeqcastError(
+                f"source {self.name}: environment variable {self.url_env} is not set"
+            )
+        return value
+
+
+SourceConfig = Annotated[
+    FilesSource | MqttSource | HttpSource | SqlSource, Field(discriminator="type")
+]
+
+
+class SourcesFile(BaseModel):
+    """The whole sources file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SourcesFile:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {dupes}")
+        return self
+
+    def select(self, names: list[str] | None) -> list[SourceConfig]:
+        """The named sources (all when ``names`` is empty)."""
+        if not names:
+            return list(self.sources)
+        known = {s.name for s in self.sources}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise SeqcastError(f"unknown source(s) {unknown}; the file declares {sorted(known)}")
+        return [s for s in self.sources if s.name in names]
+
+
+def read_sources_file(path: str | Path) -> SourcesFile:
+    """Read and validate a sources file; errors name the file and the offending key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SeqcastError(f"{path}: no such sources file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SeqcastError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    try:
+        return SourcesFile.model_validate(data or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SeqcastError(f"{path}: {where}: {err['msg']}") from None

@@ -1,0 +1,125 @@
+"""The ``score-text`` flow: each text champion scores the documents it has not scored yet;
+its predictions are written in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from db import make_engine
+from db.text_predictions import TextPrediction, documents_to_score, write_text_predictions
+from flows.checks import check_database, check_tracking
+from flows.errors import SeqcastError
+from flows.settings import Settings
+from flows.tasks import io_task
+from flows.text.params import ScoreTextParams
+from flows.tracking.registry import TextModel, get_alias, load_text_model
+from nlp.classifier import TextClassifier
+from nlp.tagger import SequenceTagger
+from nlp.vocab import tokenize
+
+
+@io_task()
+def resolve_text_model(name: str, alias: str) -> tuple[str, str] | None:
+    """(version, MLflow run id) behind ``name@alias``, or None."""
+    version = get_alias(MlflowClient(), name, alias)
+    return None if version is None else (str(version.version), str(version.run_id))
+
+
+@io_task()
+def unscored_documents(
+    name: str, version: str, limit: int | None, source_like: str | None
+) -> pd.DataFrame:
+    """Documents this model version has not scored yet."""
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        return documents_to_score(engine, name, version, limit, source_like)
+    finally:
+        engine.dispose()
+
+
+def predict_documents(model: TextModel, docs: pd.DataFrame) -> list[TextPrediction]:
+    """Labels with their probability (and the positive one's), or tags per token."""
+    if isinstance(model, TextClassifier):
+        probs = model.predict_proba(docs["text"].tolist())
+        positive = model.labels.index(model.positive_label) if model.positive_label else None
+        return [
+            TextPrediction(
+                doc_id=str(doc_id),
+                label=model.labels[int(p.argmax())],
+                score=float(p.max()),
+                positive_score=None if positive is None else float(p[positive]),
+            )
+            for doc_id, p in zip(docs["doc_id"], probs, strict=True)
+        ]
+    assert isinstance(model, SequenceTagger)
+    # Documents loaded from tagged files keep their tokens; others are tokenized here.
+    sentences = [
+        list(tokens) if isinstance(tokens, list) else tokenize(str(text), lower=False)
+        for tokens, text in zip(docs["tokens"], docs["text"], strict=True)
+    ]
+    tagged = model.predict(sentences)
+    return [
+        TextPrediction(doc_id=str(doc_id), tags=[[w, t] for w, t in zip(s, tags, strict=True)])
+        for doc_id, s, tags in zip(docs["doc_id"], sentences, tagged, strict=True)
+    ]
+
+
+@io_task()
+def write_predictions(
+    name: str, version: str, run_id: str, predictions: list[TextPrediction]
+) -> int:
+    """All of one model's predictions in one transaction."""
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        return write_text_predictions(engine, name, version, run_id, predictions)
+    finally:
+        engine.dispose()
+
+
+@flow(name="score-text", log_prints=True)
+def score_text(params: ScoreTextParams | None = None) -> dict[str, Any]:
+    """Score new documents with every configured text champion."""
+    params = params or ScoreTextParams()
+    logger = get_run_logger()
+    check_database()
+    check_tracking()
+    summary: dict[str, Any] = {}
+    kinds: list[tuple[str, type[TextClassifier] | type[SequenceTagger]]]
+    kinds = [(t, TextClassifier) for t in params.classifier_tasks]
+    kinds += [(t, SequenceTagger) for t in params.tagger_tasks]
+    for task_name, expected in kinds:
+        name = f"seqcast-{task_name}"
+        resolved = resolve_text_model(name, params.alias)
+        if resolved is None:
+            msg = f"no {name}@{params.alias}; run train-text first"
+            logger.warning(msg)
+            summary[task_name] = {"skipped": msg}
+            continue
+        version, run_id = resolved
+        model = load_text_model(name, version)
+        if not isinstance(model, expected):
+            raise SeqcastError(
+                f"{name} v{version} is a {type(model).__name__}, not a {expected.__name__}"
+            )
+        docs = unscored_documents(name, version, params.limit, params.source_like)
+        predictions = predict_documents(model, docs) if len(docs) else []
+        written = write_predictions(name, version, run_id, predictions) if predictions else 0
+        logger.info(
+            "%s v%s: %d documents scored, %d rows written", name, version, len(docs), written
+        )
+        summary[task_name] = {
+            "model": f"{name} v{version}",
+            "documents": len(docs),
+            "written": written,
+        }
+    create_table_artifact(
+        key="score-text",
+        table=[{"task": t, **{k: str(v) for k, v in s.items()}} for t, s in summary.items()],
+        description="Text predictions written",
+    )
+    return summary

@@ -1,0 +1,41 @@
+"""Bad group and flow parameters are refused before any work starts."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from flows.series.params import IngestParams, ModelGroup, PipelineParams, default_groups
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"window": 0}, "window"),
+        ({"horizon": 0}, "horizon"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"cells": ["transformer"]}, "cells"),
+        ({"series_ids": ["a"]}, "series_kind or series_ids"),
+        ({"name": "Bad Name!"}, "name"),
+        ({"test_size": 3, "horizon": 12}, "test_size"),
+    ],
+)
+def test_model_group_rejects_out_of_range_values(kwargs: dict[str, object], field: str) -> None:
+    base: dict[str, object] = {"name": "g", "series_kind": "sensor"}
+    with pytest.raises(ValidationError, match=field):
+        ModelGroup(**{**base, **kwargs})
+
+
+def test_ingest_needs_kind_and_freq_together() -> None:
+    with pytest.raises(ValidationError, match="kind and freq together"):
+        IngestParams(kind="sensor")
+    with pytest.raises(ValidationError):
+        PipelineParams(retrain_after_hours=-1)
+
+
+def test_defaults_map_to_forecasting_configs() -> None:
+    glucose = default_groups()[0]
+    spec = glucose.spec("gru")
+    assert spec.model.cell == "gru" and spec.model.window == glucose.window
+    assert spec.panel.test_size == glucose.test_size and spec.season_length == 288
+    assert glucose.registered_model == "seqcast-glucose"

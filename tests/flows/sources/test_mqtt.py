@@ -1,0 +1,234 @@
+"""MQTT source against the real Mosquitto broker: persistent session, QoS 1, ack after commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, text
+
+import db.ingest
+from db import make_engine
+from db.watermarks import read_watermark
+from flows.errors import SeqcastError
+from flows.sources.config import MqttSource
+from flows.sources.runner import run_source
+
+BROKER = ("127.0.0.1", 1883)
+
+
+@pytest.fixture(scope="session")
+def broker() -> None:
+    try:
+        socket.create_connection(BROKER, timeout=3).close()
+    except OSError as exc:
+        reason = f"MQTT broker at {BROKER[0]}:{BROKER[1]} not reachable ({exc})"
+        if os.environ.get("SEQCAST_REQUIRE_MQTT") == "1":
+            pytest.fail(f"{reason} (SEQCAST_REQUIRE_MQTT=1 makes it mandatory)")
+        pytest.skip(reason)
+
+
+def publish(messages: list[tuple[str, bytes]], every_s: float = 0.0) -> None:
+    """Publish with QoS 1 and wait for the broker's acknowledgement of each."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.connect(*BROKER)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+            time.sleep(every_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def readings(prefix: str, start: int, n: int) -> list[tuple[str, bytes]]:
+    """n messages from two sites; each carries a temperature and a humidity reading."""
+    out = []
+    for i in range(start, start + n):
+        site = "north" if i % 2 else "south"
+        body = {"ts": f"2024-05-01T00:{i // 60:02d}:{i % 60:02d}Z", "temp": 20 + i / 10, "rh": 40}
+        out.append((f"{prefix}/{site}/t1", json.dumps(body).encode()))
+    return out
+
+
+def _cfg(prefix: str, **kw: Any) -> MqttSource:
+    base: dict[str, Any] = {
+        "type": "mqtt",
+        "name": "plant",
+        "topic": f"{prefix}/+/+",
+        "client_id": f"seqcast-test-{prefix.rsplit('/', 1)[-1]}",
+        "series_id": "{t[2]}-{t[3]}-{field}",
+        "declare": {"kind": "sensor", "freq": "s"},
+        "idle_seconds": 1.0,
+        "batch_seconds": 0.5,
+        "batch_size": 25,
+    }
+    return MqttSource.model_validate(base | kw)
+
+
+def _rows(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT COUNT(*) FROM observations")).scalar_one()
+        keys = conn.execute(
+            text("SELECT COUNT(*) FROM (SELECT DISTINCT series_id, ts FROM observations) k")
+        ).scalar_one()
+    return int(n), int(keys)
+
+
+@pytest.mark.slow
+def test_messages_sent_while_down_are_loaded_once_even_across_crashes(
+    engine: Engine, broker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    cfg = _cfg(prefix)
+    assert run_source(engine, cfg) == ([], [])  # first run: creates the persistent session
+
+    publish([*readings(prefix, 0, 30), (f"{prefix}/north/t1", b"{not json")])  # consumer down
+    results, _ = run_source(engine, cfg)
+    assert sum(r["received"] for r in results) == 61
+    assert sum(r["accepted"] for r in results) == 60
+    assert all(r["accepted"] + r["rejected"] == r["received"] for r in results)
+    assert _rows(engine) == (60, 60)
+    assert read_watermark(engine, "plant")["last_topic"].startswith(prefix)
+    with engine.connect() as conn:
+        reason = conn.execute(text("SELECT reason FROM rejected_rows")).scalar_one()
+    assert "payload is not JSON" in reason
+    assert run_source(engine, cfg) == ([], [])  # all acknowledged: nothing comes back
+
+    # A crash before the commit: nothing is acknowledged, nothing written.
+    publish(readings(prefix, 30, 10))
+    write = db.ingest._write_accepted
+
+    def crash(*args: Any) -> Any:
+        write(*args)  # the rows are written, not yet committed
+        raise RuntimeError("killed before commit")
+
+    monkeypatch.setattr(db.ingest, "_write_accepted", crash)
+    with pytest.raises(RuntimeError, match="killed before commit"):
+        run_source(engine, cfg)
+    assert _rows(engine) == (60, 60)
+    monkeypatch.setattr(db.ingest, "_write_accepted", write)
+
+    # A crash after the commit but before the acknowledgement: the broker redelivers.
+    def die_after_commit(row: dict[str, Any]) -> None:
+        raise RuntimeError("killed after commit")
+
+    with pytest.raises(RuntimeError, match="killed after commit"):
+        run_source(engine, cfg, on_result=die_after_commit)
+    after_crash = _rows(engine)
+    assert after_crash[0] > 60  # the first micro-batch was committed
+
+    results, _ = run_source(engine, cfg)  # redelivered and the rest: each row once
+    assert results  # the unacknowledged messages came back...
+    assert sum(r["inserted"] for r in results if not r["already_loaded"]) == 0  # ...as no-ops
+    assert _rows(engine) == (80, 80)
+    assert run_source(engine, cfg) == ([], [])
+
+
+@pytest.mark.slow
+def test_a_long_running_consumer_writes_micro_batches_until_stopped(
+    engine: Engine, broker: None
+) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    cfg = _cfg(prefix, value_fields=["temp"])
+    stop = threading.Event()
+    batches: list[dict[str, Any]] = []
+    consumer = threading.Thread(
+        target=run_source,
+        args=(engine, cfg),
+        kwargs={"forever": True, "stop": stop, "on_result": batches.append},
+    )
+    consumer.start()
+    try:
+        time.sleep(1.0)  # subscribed
+        for part in range(3):
+            publish(readings(prefix, part * 20, 20))
+            time.sleep(0.3)
+        deadline = time.monotonic() + 20
+        while _rows(engine)[0] < 60 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        consumer.join(10)
+    assert not consumer.is_alive()
+    assert _rows(engine) == (60, 60)
+    assert len(batches) >= 3  # micro-batches, not one batch at the end
+    assert sum(b["received"] for b in batches) == 60
+
+
+@pytest.mark.slow
+def test_a_scheduled_drain_ends_while_messages_keep_coming(engine: Engine, broker: None) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    cfg = _cfg(prefix, drain_seconds=1.5)
+    run_source(engine, cfg)  # the session
+    messages = readings(prefix, 0, 50)
+    publisher = threading.Thread(target=publish, args=(messages, 0.1))  # 5 s of traffic
+    publisher.start()
+    time.sleep(0.5)
+    first, _ = run_source(engine, cfg)
+    assert publisher.is_alive()  # the drain ended while messages were still coming
+    publisher.join(30)
+    rest, _ = run_source(engine, cfg)
+    assert sum(r["received"] for r in first) < 100
+    assert sum(r["received"] for r in first + rest) == 100
+    assert _rows(engine) == (100, 100)
+
+
+def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    cfg = _cfg("seqcast-test/x", port=port, connect_timeout_s=2)
+    with pytest.raises(SeqcastError, match=f"MQTT broker 127.0.0.1:{port}"):
+        run_source(engine, cfg)
+
+
+@pytest.mark.slow
+def test_the_cli_consumer_stops_on_sigterm_and_resumes_where_it_left(
+    database_url: str, broker: None, tmp_path: Path
+) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    config = tmp_path / "sources.yaml"
+    config.write_text(json.dumps({"sources": [_cfg(prefix).model_dump(exclude_none=True)]}))
+    env = {**os.environ, "SEQCAST_DATABASE_URL": database_url}
+    cmd = [sys.executable, "-m", "flows.cli", "ingest", "mqtt", "-c", str(config)]
+    engine = make_engine(database_url)
+
+    # The session exists from the first connection on; later messages wait for the consumer.
+    assert run_source(engine, _cfg(prefix)) == ([], [])
+
+    def consume_until(n_rows: int, publish_now: list[tuple[str, bytes]]) -> str:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            publish(publish_now)  # while the consumer is still starting: kept by the broker
+            deadline = time.monotonic() + 30
+            while _rows(engine)[0] < n_rows and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out.decode()
+        return out.decode()
+
+    try:
+        first = consume_until(20, readings(prefix, 0, 10))
+        assert "consuming" in first and "stopped after" in first
+        publish(readings(prefix, 10, 10))  # while no consumer runs
+        second = consume_until(60, readings(prefix, 20, 10))
+        assert "inserted" in second
+        assert _rows(engine) == (60, 60)
+    finally:
+        engine.dispose()
