@@ -20,6 +20,7 @@ from db.bulk import (
     text_per_distinct,
     utc_text,
 )
+from db.engine import is_postgres
 from db.schema import VIEW_NAMES, forecast_runs, forecasts
 
 FORECAST_COLUMNS = ("series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper")
@@ -125,7 +126,7 @@ def _insert_rows(conn: Connection, run_id: int, frame: pd.DataFrame) -> None:
     lower, upper = frame["yhat_lower"].astype(float), frame["yhat_upper"].astype(float)
     series_id = text_per_distinct(frame["series_id"])
     columns = ["run_id", *FORECAST_COLUMNS]
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         if yhat.isna().any():  # NOT NULL like an INSERT of NaN, not an empty (NULL) field
             yhat = yhat.astype(object).where(yhat.notna(), "NaN")
         out = pd.DataFrame(
