@@ -21,7 +21,8 @@ from db.bulk import (
     utc_text,
 )
 from db.engine import is_postgres
-from db.schema import VIEW_NAMES, forecast_runs, forecasts
+from db.schema import forecast_runs, forecasts
+from db.views import VIEW_NAMES
 
 FORECAST_COLUMNS = ("series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper")
 
@@ -156,7 +157,7 @@ def _insert_rows(conn: Connection, run_id: int, frame: pd.DataFrame) -> None:
 
 
 def read_view(engine: Engine, view: str, series_id: str | None = None) -> pd.DataFrame:
-    """Read one of the analysts' views (:data:`db.schema.VIEW_NAMES`), times as UTC."""
+    """Read one of the analysts' views (:data:`db.views.VIEW_NAMES`), times as UTC."""
     if view not in VIEW_NAMES:
         raise ValueError(f"unknown view {view!r}; choose one of {VIEW_NAMES}")
     sql = f"SELECT * FROM {view}"  # view is one of the literals in VIEW_NAMES, never user text
