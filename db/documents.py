@@ -1,9 +1,10 @@
 """Documents and their labels or tag sequences: idempotent ingest with rejects, and reading back.
 
-A batch is one source identified by ``(source, content_sha256)`` in ``ingest_batches``; it is
-loaded in one transaction. Rows the caller could not parse arrive as rejects (line, reason) and
-are stored in ``rejected_rows`` beside the rows rejected here, so ``accepted + rejected ==
-received`` holds. Loading the same content again changes nothing.
+A batch is one source identified by ``(source, content_sha256)`` in ``ingest_batches`` (the
+bookkeeping is :mod:`db.batches`, shared with series ingest); it is loaded in one
+transaction. Rows the caller could not parse arrive as rejects (line, reason) and are stored
+in ``rejected_rows`` beside the rows rejected here, so ``accepted + rejected == received``
+holds. Loading the same content again changes nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from db.ingest import IngestResult
-from db.schema import document_labels, documents, ingest_batches, rejected_rows, series
+from db.batches import (
+    IngestResult,
+    batch_result,
+    create_batch,
+    find_batch,
+    finish_batch,
+    record_rows,
+)
+from db.observations import known_series_ids
+from db.schema import document_labels, documents
+from db.upsert import upsert
 
 _IN_CHUNK = 500
 
@@ -134,135 +143,85 @@ def _existing(conn: Connection, doc_ids: list[str]) -> dict[str, str]:
     return found
 
 
-def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    if not rows:
-        return
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(table)
-    columns = [c for c in rows[0] if c not in keys]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+def _write(
+    conn: Connection, batch: DocumentBatch, accepted: list[dict[str, Any]], batch_id: int
+) -> tuple[int, int]:
+    """Upsert the accepted documents and their ``batch.task`` labels; return (inserted, updated).
+
+    A document stored with the same text is counted as neither.
+    """
+    existing = _existing(conn, [r["doc_id"] for r in accepted])
+    inserted = sum(r["doc_id"] not in existing for r in accepted)
+    updated = sum(
+        r["doc_id"] in existing and existing[r["doc_id"]] != r["content_sha256"] for r in accepted
     )
-    for i in range(0, len(rows), _IN_CHUNK):
-        conn.execute(stmt, rows[i : i + _IN_CHUNK])
-
-
-def _batch_row(conn: Connection, batch_id: int) -> dict[str, Any]:
-    return dict(
-        conn.execute(select(ingest_batches).where(ingest_batches.c.batch_id == batch_id))
-        .mappings()
-        .one()
+    now = dt.datetime.now(dt.UTC)
+    doc_cols = ("doc_id", "source", "published_at", "text", "tokens", "series_id", "content_sha256")
+    upsert(
+        conn,
+        documents,
+        [
+            {**{k: r[k] for k in doc_cols}, "batch_id": batch_id, "created_at": now}
+            for r in accepted
+        ],
+        keys=["doc_id"],
     )
+    if batch.task:
+        labels = [
+            {
+                "doc_id": r["doc_id"],
+                "task": batch.task,
+                "label": r["label"],
+                "tags": r["tags"],
+                "scheme": batch.scheme,
+                "batch_id": batch_id,
+            }
+            for r in accepted
+            if r["label"] is not None or r["tags"] is not None
+        ]
+        upsert(conn, document_labels, labels, keys=["doc_id", "task"])
+    return inserted, updated
 
 
-def _result(row: dict[str, Any], already_loaded: bool) -> IngestResult:
-    keys = ("received", "accepted", "rejected", "inserted", "updated")
-    return IngestResult(
-        batch_id=int(row["batch_id"]),
-        source=str(row["source"]),
-        already_loaded=already_loaded,
-        **{k: int(row[k]) for k in keys},
-    )
+def _rejects(batch: DocumentBatch, rejected: list[tuple[DocumentRow, str]]) -> pd.DataFrame:
+    """The reader's rejects and the ones found here: line, reason and the start of the text."""
+    rows = [(line, reason, None) for line, reason in batch.read_rejects] + [
+        (row.line, reason, row.text[:200]) for row, reason in rejected
+    ]
+    return pd.DataFrame(rows, columns=["row_number", "reason", "value"])
 
 
 def ingest_documents(engine: Engine, batch: DocumentBatch) -> IngestResult:
-    """Load one file's documents (and their ``batch.task`` labels) in one transaction."""
-    find = select(ingest_batches.c.batch_id).where(
-        ingest_batches.c.source == batch.source,
-        ingest_batches.c.content_sha256 == batch.content_sha256,
-        ingest_batches.c.status == "complete",
-    )
-    now = dt.datetime.now(dt.UTC)
+    """Load one file's documents (and their ``batch.task`` labels) in one transaction.
+
+    Content of ``batch.source`` loaded before is not loaded again: the result then has the
+    earlier load's counts and ``already_loaded`` set.
+    """
     try:
         with engine.begin() as conn:
-            prior = conn.execute(find).scalar_one_or_none()
-            if prior is not None:
-                return _result(_batch_row(conn, prior), already_loaded=True)
-            known = set(conn.execute(select(series.c.series_id)).scalars().all())
-            accepted, rejected = _validate(batch.rows, known, batch.source)
-            batch_id = conn.execute(
-                insert(ingest_batches).returning(ingest_batches.c.batch_id),
-                {
-                    "source": batch.source,
-                    "content_sha256": batch.content_sha256,
-                    **dict.fromkeys(("received", "accepted", "rejected", "inserted", "updated"), 0),
-                    "started_at": now,
-                    "finished_at": now,
-                    "status": "loading",
-                    "last_row": 0,
-                },
-            ).scalar_one()
-            existing = _existing(conn, [r["doc_id"] for r in accepted])
-            inserted = sum(r["doc_id"] not in existing for r in accepted)
-            updated = sum(
-                r["doc_id"] in existing and existing[r["doc_id"]] != r["content_sha256"]
-                for r in accepted
-            )
-            doc_cols = ("doc_id", "source", "published_at", "text", "tokens", "series_id")
-            _upsert(
+            prior = find_batch(conn, batch.source, batch.content_sha256)
+            if prior is not None and prior.complete:
+                return batch_result(conn, prior.batch_id, already_loaded=True)
+            batch_id = create_batch(conn, batch.source, batch.content_sha256)
+            accepted, rejected = _validate(batch.rows, known_series_ids(conn), batch.source)
+            inserted, updated = _write(conn, batch, accepted, batch_id)
+            record_rows(
                 conn,
-                documents,
-                [
-                    {
-                        **{k: r[k] for k in doc_cols},
-                        "content_sha256": r["content_sha256"],
-                        "batch_id": batch_id,
-                        "created_at": now,
-                    }
-                    for r in accepted
-                ],
-                ["doc_id"],
+                batch_id,
+                received=len(batch.rows) + len(batch.read_rejects),
+                accepted=len(accepted),
+                rejects=_rejects(batch, rejected),
+                inserted=inserted,
+                updated=updated,
+                last_row=max((r.line for r in batch.rows), default=0),
             )
-            if batch.task:
-                labelled = [r for r in accepted if r["label"] is not None or r["tags"] is not None]
-                _upsert(
-                    conn,
-                    document_labels,
-                    [
-                        {
-                            "doc_id": r["doc_id"],
-                            "task": batch.task,
-                            "label": r["label"],
-                            "tags": r["tags"],
-                            "scheme": batch.scheme,
-                            "batch_id": batch_id,
-                        }
-                        for r in labelled
-                    ],
-                    ["doc_id", "task"],
-                )
-            rejects = [(line, reason, None) for line, reason in batch.read_rejects] + [
-                (row.line, reason, row.text[:200]) for row, reason in rejected
-            ]
-            if rejects:
-                conn.execute(
-                    insert(rejected_rows),
-                    [
-                        {"batch_id": batch_id, "row_number": line, "reason": reason, "value": raw}
-                        for line, reason, raw in sorted(rejects, key=lambda r: r[0])
-                    ],
-                )
-            conn.execute(
-                update(ingest_batches)
-                .where(ingest_batches.c.batch_id == batch_id)
-                .values(
-                    received=len(batch.rows) + len(batch.read_rejects),
-                    accepted=len(accepted),
-                    rejected=len(rejects),
-                    inserted=inserted,
-                    updated=updated,
-                    status="complete",
-                    last_row=max((r.line for r in batch.rows), default=0),
-                    finished_at=dt.datetime.now(dt.UTC),
-                )
-            )
-            return _result(_batch_row(conn, batch_id), already_loaded=False)
+            return finish_batch(conn, batch_id)
     except IntegrityError:
         with engine.connect() as conn:  # the same file loaded concurrently: the winner's batch
-            prior = conn.execute(find).scalar_one_or_none()
-            if prior is None:
+            prior = find_batch(conn, batch.source, batch.content_sha256)
+            if prior is None or not prior.complete:
                 raise
-            return _result(_batch_row(conn, prior), already_loaded=True)
+            return batch_result(conn, prior.batch_id, already_loaded=True)
 
 
 def read_labelled_documents(engine: Engine, task: str) -> pd.DataFrame:

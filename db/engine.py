@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///seqcast.db"
@@ -71,6 +71,6 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     return create_engine(resolved, pool_pre_ping=True, **kwargs)
 
 
-def is_postgres(engine: Engine) -> bool:
-    """True when ``engine`` talks to PostgreSQL."""
-    return engine.dialect.name == "postgresql"
+def is_postgres(bind: Engine | Connection) -> bool:
+    """True when ``bind`` talks to PostgreSQL (else SQLite, the other supported database)."""
+    return bind.dialect.name == "postgresql"

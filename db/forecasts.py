@@ -20,7 +20,9 @@ from db.bulk import (
     text_per_distinct,
     utc_text,
 )
-from db.schema import VIEW_NAMES, forecast_runs, forecasts
+from db.engine import is_postgres
+from db.schema import forecast_runs, forecasts
+from db.views import VIEW_NAMES
 
 FORECAST_COLUMNS = ("series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper")
 
@@ -125,7 +127,7 @@ def _insert_rows(conn: Connection, run_id: int, frame: pd.DataFrame) -> None:
     lower, upper = frame["yhat_lower"].astype(float), frame["yhat_upper"].astype(float)
     series_id = text_per_distinct(frame["series_id"])
     columns = ["run_id", *FORECAST_COLUMNS]
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         if yhat.isna().any():  # NOT NULL like an INSERT of NaN, not an empty (NULL) field
             yhat = yhat.astype(object).where(yhat.notna(), "NaN")
         out = pd.DataFrame(
@@ -155,7 +157,7 @@ def _insert_rows(conn: Connection, run_id: int, frame: pd.DataFrame) -> None:
 
 
 def read_view(engine: Engine, view: str, series_id: str | None = None) -> pd.DataFrame:
-    """Read one of the analysts' views (:data:`db.schema.VIEW_NAMES`), times as UTC."""
+    """Read one of the analysts' views (:data:`db.views.VIEW_NAMES`), times as UTC."""
     if view not in VIEW_NAMES:
         raise ValueError(f"unknown view {view!r}; choose one of {VIEW_NAMES}")
     sql = f"SELECT * FROM {view}"  # view is one of the literals in VIEW_NAMES, never user text

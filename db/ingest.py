@@ -1,10 +1,11 @@
 """Idempotent, resumable bulk ingest of observations with rejects.
 
-A batch is one source (file, data set) identified by ``(source, content_sha256)``. It is
-loaded in chunks, each in its own transaction that also advances the batch's ``last_row``,
-so memory stays bounded by the chunk size and a load that dies half way resumes exactly
-where it stopped. Within a batch the first row for a ``(series_id, ts)`` wins; later rows
-for the same key are rejected as duplicates or conflicts.
+A batch is one source (file, data set) identified by ``(source, content_sha256)``; its
+bookkeeping (counts, rejects, resuming, already-loaded) is :mod:`db.batches`. It is loaded in
+chunks, each in its own transaction that also advances the batch's ``last_row``, so memory
+stays bounded by the chunk size and a load that dies half way resumes exactly where it
+stopped. Within a batch the first row for a ``(series_id, ts)`` wins; later rows for the same
+key are rejected as duplicates or conflicts.
 """
 
 from __future__ import annotations
@@ -12,54 +13,40 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, text
 
+from db.batches import (
+    IngestResult,
+    batch_result,
+    begin_batch,
+    finish_batch,
+    first_rejects,
+    lock_batch,
+    record_rows,
+)
 from db.bulk import POSTGRES_TS_FORMAT, SQLITE_TS_FORMAT, copy_csv, sqlite_insert, utc_text
+from db.engine import is_postgres
 from db.observations import SeriesSpec, declare_series, known_series_ids
-from db.schema import ingest_batches, rejected_rows
 from db.validation import validate_observations
 from db.watermarks import WatermarkUpdate, advance_watermark
 
-
-@dataclass(frozen=True)
-class IngestResult:
-    """Counts for one batch; ``accepted + rejected == received`` always."""
-
-    batch_id: int
-    source: str
-    received: int
-    accepted: int
-    rejected: int
-    inserted: int
-    updated: int
-    already_loaded: bool
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _result(row: dict[str, object], already_loaded: bool) -> IngestResult:
-    return IngestResult(
-        batch_id=int(row["batch_id"]),  # type: ignore[call-overload]
-        source=str(row["source"]),
-        received=int(row["received"]),  # type: ignore[call-overload]
-        accepted=int(row["accepted"]),  # type: ignore[call-overload]
-        rejected=int(row["rejected"]),  # type: ignore[call-overload]
-        inserted=int(row["inserted"]),  # type: ignore[call-overload]
-        updated=int(row["updated"]),  # type: ignore[call-overload]
-        already_loaded=already_loaded,
-    )
+# Callers (flows, connectors) import the batch results and rejects from here, beside ingest.
+__all__ = [
+    "IngestResult",
+    "begin_batch",
+    "first_rejects",
+    "ingest_chunks",
+    "ingest_observations",
+    "load_chunk",
+]
 
 
 def _stage(conn: Connection, accepted: pd.DataFrame) -> None:
     columns = ["series_id", "ts", "value", "row_number"]
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         conn.execute(
             text(
                 "CREATE TEMP TABLE IF NOT EXISTS stage_observations (series_id text, "
@@ -162,7 +149,7 @@ def _merge_staged(conn: Connection, batch_id: int) -> tuple[int, int]:
         "batch_id = excluded.batch_id WHERE observations.value {distinct} excluded.value"
     )
     params = {"batch_id": batch_id}
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         # One pass: a row the upsert inserted has no deleting transaction (xmax = 0), a row
         # it updated has this one.
         sql = upsert.format(where_true="", distinct="IS DISTINCT FROM")
@@ -186,64 +173,6 @@ def _merge_staged(conn: Connection, batch_id: int) -> tuple[int, int]:
         text(upsert.format(where_true="WHERE true ", distinct="IS NOT")), params
     ).rowcount
     return int(inserted), int(changed) - int(inserted)
-
-
-def _text_or_none(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return str(value)
-
-
-def _store_rejects(conn: Connection, batch_id: int, rejected: pd.DataFrame) -> None:
-    if rejected.empty:
-        return
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(rejected_rows).on_conflict_do_nothing()  # resumed chunks
-    conn.execute(
-        stmt,
-        [
-            {
-                "batch_id": batch_id,
-                "row_number": int(r["row_number"]),
-                "series_id": _text_or_none(r["series_id"]),
-                "ts": _text_or_none(r["ts"]),
-                "value": _text_or_none(r["value"]),
-                "reason": str(r["reason"]),
-            }
-            for r in rejected.to_dict("records")
-        ],
-    )
-
-
-def begin_batch(engine: Engine, source: str, content_sha256: str) -> tuple[int, bool]:
-    """Create the batch, or find it: returns (batch_id, already complete)."""
-    now = dt.datetime.now(dt.UTC)
-    find = select(ingest_batches.c.batch_id, ingest_batches.c.status).where(
-        ingest_batches.c.source == source, ingest_batches.c.content_sha256 == content_sha256
-    )
-    with engine.begin() as conn:
-        prior = conn.execute(find).first()
-        if prior is not None:
-            return int(prior.batch_id), prior.status == "complete"
-    try:
-        with engine.begin() as conn:
-            batch_id = conn.execute(
-                insert(ingest_batches).returning(ingest_batches.c.batch_id),
-                {
-                    "source": source,
-                    "content_sha256": content_sha256,
-                    **dict.fromkeys(("received", "accepted", "rejected", "inserted", "updated"), 0),
-                    "started_at": now,
-                    "finished_at": now,
-                    "status": "loading",
-                    "last_row": 0,
-                },
-            ).scalar_one()
-            return int(batch_id), False
-    except IntegrityError:  # another process created it between our two transactions
-        with engine.begin() as conn:
-            prior = conn.execute(find).one()
-            return int(prior.batch_id), prior.status == "complete"
 
 
 def _write_accepted(
@@ -275,11 +204,7 @@ def load_chunk(
     merged into the source's stored watermark in the same transaction as the rows.
     """
     with engine.begin() as conn:
-        lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
-        last_row, received = conn.execute(
-            text(f"SELECT last_row, received FROM ingest_batches WHERE batch_id = :b{lock}"),
-            {"b": batch_id},
-        ).one()
+        last_row, received = lock_batch(conn, batch_id)
         chunk = raw[raw["row_number"] > last_row]
         if chunk.empty:
             if raw.empty and watermark is not None:  # nothing new, the source still moved on
@@ -289,60 +214,28 @@ def load_chunk(
             ids = chunk["series_id"].dropna().astype(str).str.strip().unique().tolist()
             declare_series(conn, ids, declare, dt.datetime.now(dt.UTC))
         validated = validate_observations(chunk, known_series_ids(conn), assume_timezone)
-        rejected = validated.rejected
+        rejected, accepted = validated.rejected, len(validated.accepted)
         inserted = updated = 0
-        if len(validated.accepted):
+        if accepted:
             # received > 0: an earlier chunk of this batch has committed rows to repeat.
             inserted, updated, repeats = _write_accepted(
                 conn, validated.accepted, batch_id, bool(received)
             )
             if repeats is not None:
                 rejected = pd.concat([rejected, repeats], ignore_index=True)
-        _store_rejects(conn, batch_id, rejected)
-        b = ingest_batches.c
-        conn.execute(
-            update(ingest_batches)
-            .where(b.batch_id == batch_id)
-            .values(
-                received=b.received + len(chunk),
-                accepted=b.accepted + (len(chunk) - len(rejected)),
-                rejected=b.rejected + len(rejected),
-                inserted=b.inserted + inserted,
-                updated=b.updated + updated,
-                last_row=int(chunk["row_number"].max()),
-                finished_at=dt.datetime.now(dt.UTC),
-            )
+                accepted -= len(repeats)
+        record_rows(
+            conn,
+            batch_id,
+            received=len(chunk),
+            accepted=accepted,
+            rejects=rejected,
+            inserted=inserted,
+            updated=updated,
+            last_row=int(chunk["row_number"].max()),
         )
         if watermark is not None:
             advance_watermark(conn, watermark)
-
-
-def first_rejects(engine: Engine, batch_id: int, limit: int = 5) -> list[tuple[int, str]]:
-    """The first ``limit`` rejected rows of a batch as (row number, reason)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(rejected_rows.c.row_number, rejected_rows.c.reason)
-            .where(rejected_rows.c.batch_id == batch_id)
-            .order_by(rejected_rows.c.row_number)
-            .limit(limit)
-        ).all()
-    return [(int(n), str(r)) for n, r in rows]
-
-
-def finish_batch(engine: Engine, batch_id: int) -> IngestResult:
-    """Mark the batch complete and return its counts."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(ingest_batches)
-            .where(ingest_batches.c.batch_id == batch_id)
-            .values(status="complete", finished_at=dt.datetime.now(dt.UTC))
-        )
-        row = (
-            conn.execute(select(ingest_batches).where(ingest_batches.c.batch_id == batch_id))
-            .mappings()
-            .one()
-        )
-    return _result(dict(row), already_loaded=False)
 
 
 def ingest_chunks(
@@ -361,12 +254,7 @@ def ingest_chunks(
     batch_id, complete = begin_batch(engine, source, content_sha256)
     if complete:
         with engine.connect() as conn:
-            row = (
-                conn.execute(select(ingest_batches).where(ingest_batches.c.batch_id == batch_id))
-                .mappings()
-                .one()
-            )
-        return _result(dict(row), already_loaded=True)
+            return batch_result(conn, batch_id, already_loaded=True)
     pending: pd.DataFrame | None = None
     for chunk in chunks:
         if pending is not None:
@@ -377,7 +265,8 @@ def ingest_chunks(
     elif watermark is not None:  # an empty batch still moves the source on
         with engine.begin() as conn:
             advance_watermark(conn, watermark)
-    return finish_batch(engine, batch_id)
+    with engine.begin() as conn:
+        return finish_batch(conn, batch_id)
 
 
 def ingest_observations(

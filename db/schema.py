@@ -198,12 +198,3 @@ text_predictions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("doc_id", "model_name", "model_version", name="uq_text_predictions_doc_model"),
 )
-
-VIEW_NAMES = (
-    "latest_forecasts",
-    "forecast_vintages",
-    "forecast_vs_actual",
-    "forecast_accuracy",
-    "text_predictions_latest",
-    "daily_sentiment",
-)

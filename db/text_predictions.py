@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from db.schema import documents, text_predictions
+from db.upsert import upsert
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,6 @@ def write_text_predictions(
         for p in predictions
     ]
     with engine.begin() as conn:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = dialect_insert(text_predictions).on_conflict_do_nothing(
-            index_elements=["doc_id", "model_name", "model_version"]
-        )
         # Counted, not taken from rowcount: executemany's rowcount is -1 on some drivers.
         count = (
             select(func.count())
@@ -101,8 +97,13 @@ def write_text_predictions(
             )
         )
         before = conn.execute(count).scalar_one()
-        for i in range(0, len(rows), 1000):
-            conn.execute(stmt, rows[i : i + 1000])
+        upsert(
+            conn,
+            text_predictions,
+            rows,
+            keys=["doc_id", "model_name", "model_version"],
+            update=False,
+        )
         return int(conn.execute(count).scalar_one() - before)
 
 

@@ -112,75 +112,80 @@ def _parse_values(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return pd.to_numeric(text, errors="coerce"), text
 
 
-def validate_observations(
-    raw: pd.DataFrame,
-    known_series: set[str],
-    assume_timezone: str | None = None,
-) -> ValidatedBatch:
-    """Validate a raw long frame of text columns ``series_id, ts, value, row_number``.
+class _Reasons:
+    """The reason each row is rejected for: the first check a row fails gives it its reason."""
 
-    Args:
-        raw: rows as received; ``row_number`` is the 1-based line or record number in the source.
-        known_series: series ids declared in the database (others are rejected).
-        assume_timezone: IANA zone for timestamps without an offset; None rejects them.
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.text = pd.Series("", index=frame.index, dtype=object)
+        if "read_error" in frame.columns:  # the reader could not split these lines
+            self.text = frame["read_error"].fillna("").astype(str).astype(object)
+        # Rows without a reason so far; each check only gives a reason to these.
+        self.free = (self.text == "").to_numpy(copy=True)
 
-    Returns:
-        The accepted rows (typed) and rejected rows (as received) with a reason each.
-    """
-    frame = raw.reset_index(drop=True)
-    reasons = pd.Series("", index=frame.index, dtype=object)
-    if "read_error" in frame.columns:  # the reader could not split these lines
-        reasons = frame["read_error"].fillna("").astype(str).astype(object)
-    # Rows without a reason so far; each check below only gives a reason to these.
-    free = (reasons == "").to_numpy(copy=True)
+    def reject(self, mask: np.ndarray, why: str | pd.Series) -> None:
+        take = mask & self.free
+        self.text[take] = why  # a Series gives each row its own reason (aligned on the index)
+        self.free[take] = False
 
-    def reject(mask: np.ndarray, why: str | pd.Series) -> None:
-        take = mask & free
-        reasons[take] = why  # a Series gives each row its own reason (aligned on the index)
-        free[take] = False
 
-    codes, distinct_ids = distinct_codes(frame["series_id"])
+def _check_series_ids(ids: pd.Series, known_series: set[str], reasons: _Reasons) -> pd.Series:
+    """Stripped series ids; rejects empty and undeclared ones."""
+    codes, distinct_ids = distinct_codes(ids)
     distinct_sid = distinct_ids.astype(object).fillna("").astype(str).str.strip()
-    sid = pd.Series(distinct_sid.to_numpy(dtype=object)[codes], index=frame.index, dtype=object)
+    sid = pd.Series(distinct_sid.to_numpy(dtype=object)[codes], index=ids.index, dtype=object)
     sid_empty = (distinct_sid == "").to_numpy()[codes]
-    reject(sid_empty, "empty series_id")
+    reasons.reject(sid_empty, "empty series_id")
     unknown = ~sid_empty & ~sid.isin(known_series).to_numpy()
-    reject(
+    reasons.reject(
         unknown,
-        "unknown series " + sid.where(unknown & free).dropna().map(repr)
+        "unknown series " + sid.where(unknown & reasons.free).dropna().map(repr)
         + "; declare it first (seqcast ingest --kind --freq)",
     )  # fmt: skip
+    return sid
 
-    ts, ts_reasons = _parse_timestamps(frame["ts"], assume_timezone)
-    reject(ts.isna().to_numpy(), ts_reasons)  # every unparsed timestamp has a reason
 
-    value, value_text = _parse_values(frame["value"])
+def _check_values(values: pd.Series, reasons: _Reasons) -> pd.Series:
+    """Values as floats; rejects empty and non-finite ones, quoting what was received."""
+    value, value_text = _parse_values(values)
     bad_value = (value.isna() | ~np.isfinite(value.fillna(0.0).to_numpy())).to_numpy()
-    quoted = value_text.where(bad_value & free).dropna()
+    quoted = value_text.where(bad_value & reasons.free).dropna()
     if bad_value.any():
-        reject(bad_value & (value_text == "").to_numpy(), "empty value")
-    reject(bad_value, "value " + quoted.str.slice(0, 40).map(repr) + " is not a finite number")
+        reasons.reject(bad_value & (value_text == "").to_numpy(), "empty value")
+    reasons.reject(
+        bad_value, "value " + quoted.str.slice(0, 40).map(repr) + " is not a finite number"
+    )
+    return value
 
-    # Duplicate keys inside the batch: identical repeats keep the first row; conflicting values
-    # are all rejected because no single one can be trusted.
-    keyed = pd.DataFrame(
-        {"series_id": sid, "ts": ts, "value": value, "row_number": frame["row_number"]}
-    )[free]
+
+def _reject_repeated_keys(
+    sid: pd.Series, ts: pd.Series, value: pd.Series, row_number: pd.Series, reasons: _Reasons
+) -> None:
+    """Duplicate keys inside the batch: identical repeats keep the first row; conflicting
+    values are all rejected because no single one can be trusted."""
+    keyed = pd.DataFrame({"series_id": sid, "ts": ts, "value": value, "row_number": row_number})[
+        reasons.free
+    ]
     # Only keys that occur more than once can be repeats or conflicts (usually none).
     keyed = keyed[keyed.duplicated(["series_id", "ts"], keep=False)]
-    if len(keyed):
-        grp = keyed.groupby(["series_id", "ts"], sort=False)
-        n_distinct = grp["value"].transform("nunique")
-        conflict_idx = keyed.index[n_distinct > 1]
-        reasons[conflict_idx] = "conflicting values for the same series_id and ts in this batch"
-        repeat_mask = keyed.duplicated(["series_id", "ts"], keep="first") & (n_distinct == 1)
-        first_row = grp["row_number"].transform("first")
-        rep_idx = keyed.index[repeat_mask]
-        reasons[rep_idx] = "duplicate of row " + first_row[rep_idx].astype(str)
-        free[conflict_idx] = False
-        free[rep_idx] = False
-    ok = free
+    if not len(keyed):
+        return
+    grp = keyed.groupby(["series_id", "ts"], sort=False)
+    n_distinct = grp["value"].transform("nunique")
+    conflict_idx = keyed.index[n_distinct > 1]
+    reasons.text[conflict_idx] = "conflicting values for the same series_id and ts in this batch"
+    repeat_mask = keyed.duplicated(["series_id", "ts"], keep="first") & (n_distinct == 1)
+    first_row = grp["row_number"].transform("first")
+    rep_idx = keyed.index[repeat_mask]
+    reasons.text[rep_idx] = "duplicate of row " + first_row[rep_idx].astype(str)
+    reasons.free[conflict_idx] = False
+    reasons.free[rep_idx] = False
 
+
+def _split(
+    frame: pd.DataFrame, reasons: _Reasons, sid: pd.Series, ts: pd.Series, value: pd.Series
+) -> ValidatedBatch:
+    """Accepted rows typed, rejected rows as received with their reason."""
+    ok = reasons.free
     accepted = pd.DataFrame(
         {
             "series_id": sid[ok].to_numpy(dtype=object),
@@ -197,7 +202,36 @@ def validate_observations(
             "series_id": frame.loc[bad, "series_id"].astype(object).to_numpy(),
             "ts": frame.loc[bad, "ts"].astype(object).to_numpy(),
             "value": frame.loc[bad, "value"].astype(object).to_numpy(),
-            "reason": reasons[bad].to_numpy(dtype=object),
+            "reason": reasons.text[bad].to_numpy(dtype=object),
         }
     )
     return ValidatedBatch(accepted=accepted, rejected=rejected)
+
+
+def validate_observations(
+    raw: pd.DataFrame,
+    known_series: set[str],
+    assume_timezone: str | None = None,
+) -> ValidatedBatch:
+    """Validate a raw long frame of text columns ``series_id, ts, value, row_number``.
+
+    Checks run in this order and a row gets the reason of the first it fails: the reader's
+    ``read_error`` (optional column), the series id, the timestamp, the value, then repeated
+    keys within the frame.
+
+    Args:
+        raw: rows as received; ``row_number`` is the 1-based line or record number in the source.
+        known_series: series ids declared in the database (others are rejected).
+        assume_timezone: IANA zone for timestamps without an offset; None rejects them.
+
+    Returns:
+        The accepted rows (typed) and rejected rows (as received) with a reason each.
+    """
+    frame = raw.reset_index(drop=True)
+    reasons = _Reasons(frame)
+    sid = _check_series_ids(frame["series_id"], known_series, reasons)
+    ts, ts_reasons = _parse_timestamps(frame["ts"], assume_timezone)
+    reasons.reject(ts.isna().to_numpy(), ts_reasons)  # every unparsed timestamp has a reason
+    value = _check_values(frame["value"], reasons)
+    _reject_repeated_keys(sid, ts, value, frame["row_number"], reasons)
+    return _split(frame, reasons, sid, ts, value)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from db.engine import is_postgres
 from db.schema import source_watermarks
+from db.upsert import upsert
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def read_watermark(engine: Engine | Connection, source: str) -> dict[str, Any]:
 def advance_watermark(conn: Connection, update: WatermarkUpdate) -> dict[str, Any]:
     """Merge ``update.values`` into the stored object inside the caller's transaction."""
     lock = select(source_watermarks.c.watermark).where(source_watermarks.c.source == update.source)
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         lock = lock.with_for_update()
     merged = {**_decode(conn.execute(lock).scalar_one_or_none()), **update.values}
     row = {
@@ -51,14 +52,7 @@ def advance_watermark(conn: Connection, update: WatermarkUpdate) -> dict[str, An
         "watermark": json.dumps(merged, sort_keys=True, default=str),
         "updated_at": dt.datetime.now(dt.UTC),
     }
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(source_watermarks).values(row)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["source"],
-            set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
-        )
-    )
+    upsert(conn, source_watermarks, [row], keys=["source"])
     return merged
 
 

@@ -211,7 +211,7 @@ def test_downgrade_restores_the_original_view(tmp_path: Path) -> None:
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "-1")  # undo only the views migration
+        command.downgrade(cfg, "0004")  # undo the views migration 0005 (and 0006 above it)
         names = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'view'")).all()
     assert sorted(n for (n,) in names) == [
         "daily_sentiment",
