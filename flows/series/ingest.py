@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from db import make_engine
-from db.ingest import first_rejects, ingest_chunks
+from db.batches import first_rejects
+from db.ingest import ingest_chunks
 from db.observations import SeriesSpec
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError

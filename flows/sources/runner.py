@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from db.ingest import first_rejects, ingest_chunks
+from db.batches import first_rejects
+from db.ingest import ingest_chunks
 from db.watermarks import read_watermark
 from flows.errors import SeqcastError
 from flows.sources.base import SourceFailure, SourceItems, Window

@@ -10,8 +10,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from db import make_engine
+from db.batches import first_rejects
 from db.documents import DocumentBatch, DocumentRow, ingest_documents
-from db.ingest import first_rejects
 from flows.checks import check_database
 from flows.errors import SeqcastError
 from flows.settings import Settings

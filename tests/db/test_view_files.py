@@ -21,7 +21,7 @@ from db.documents import DocumentBatch, DocumentRow, ingest_documents
 from db.migrate import _config, current_revision, head_revision, upgrade
 from db.text_predictions import TextPrediction, write_text_predictions
 from db.views import VIEW_NAMES, view_sql
-from tests import analyst_data
+from tests.support import analyst_data
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = resources.files("db.views")
