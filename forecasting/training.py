@@ -27,7 +27,7 @@ from torch import nn
 
 from forecasting.device import AUTOCAST_DTYPES, PRECISIONS, pick_device, resolve_precision
 from forecasting.losses import forecast_loss
-from forecasting.windows import Batch, WindowIndex, WindowSpec, gather_batch
+from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
 LOSS_NAMES = ("mae", "mse", "huber")
 # fp16 loss scaling: the scaler's first scale, and how many steps in a row it may skip for
@@ -293,7 +293,7 @@ def fit(
     for epoch in range(1, config.max_epochs + 1):
         train_model.train()
         gen = torch.Generator(device="cpu").manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n_train, generator=gen)[:per_epoch].to(device)
+        order = epoch_windows(n_train, per_epoch, gen).to(device)
         step_losses: list[torch.Tensor] = []
         step_norms: list[torch.Tensor] = []
         for i in range(0, per_epoch, config.batch_size):
