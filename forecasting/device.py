@@ -19,12 +19,37 @@ def pick_device(preferred: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_context(device: torch.device) -> AbstractContextManager[object]:
-    """bf16 autocast on CUDA (fp16 where bf16 is unsupported); full precision elsewhere."""
-    if device.type != "cuda":
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision training on ``device`` runs in: ``fp32``, ``bf16`` or ``fp16``.
+
+    ``auto`` is bf16 on a CUDA device that computes it natively (Ampere and later), else fp32:
+    fp16 needs loss scaling and bf16 emulated on older GPUs is slower than fp32, so both are
+    asked for by name. On the CPU bf16 autocast works for every cell; fp16 autocast has no CPU
+    LSTM kernel (it exists for RNN, and GRU runs in fp32 under it) and is meant for tests.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        native_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+        return "bf16" if native_bf16 else "fp32"
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"{device} cannot compute in bf16; use precision fp16 or fp32")
+    return precision
+
+
+def autocast_context(
+    device: torch.device, precision: str = "auto"
+) -> AbstractContextManager[object]:
+    """Autocast to the resolved ``precision`` on ``device``; full precision for fp32."""
+    resolved = resolve_precision(precision, device)
+    if resolved == "fp32":
         return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[resolved])
 
 
 def flush_denormals() -> bool:

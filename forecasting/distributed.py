@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                 "best_epoch": result.best_epoch,
                 "world_size": result.world_size,
                 "device": result.device,
+                "precision": result.precision,
                 "seconds": result.seconds,
                 "windows_seen": result.windows_seen,
             }

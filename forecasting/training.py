@@ -3,6 +3,11 @@
 Progress and tracking reach the loop only through callbacks. Under ``torchrun`` (an
 initialised process group) the model is wrapped in DistributedDataParallel and every rank
 takes its share of each batch, so the optimisation is the same as on one device.
+
+Precision is decided once at the top of :func:`fit`: the forward pass of a training step runs
+under bf16 or fp16 autocast when asked (``TrainConfig.precision``), fp16 with a gradient
+scaler; everything evaluated — validation losses for early stopping, :func:`predict`, and so
+backtests and the forecasts written to tables — runs in fp32.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -19,11 +25,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from forecasting.device import autocast_context, pick_device
+from forecasting.device import AUTOCAST_DTYPES, PRECISIONS, pick_device, resolve_precision
 from forecasting.losses import forecast_loss
-from forecasting.windows import Batch, WindowIndex, WindowSpec, gather_batch
+from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
 LOSS_NAMES = ("mae", "mse", "huber")
+# fp16 loss scaling: the scaler's first scale, and how many steps in a row it may skip for
+# inf/nan gradients before training counts as diverged. Each skip halves the scale, so after
+# 24 of them it is below 2**-8: an overflow there is not an artefact of the scaling.
+INIT_GRAD_SCALE = 2.0**16
+MAX_SKIPPED_RUN = 24
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,6 +53,9 @@ class TrainConfig:
             input, so every window counts alike whatever its level (scale-free, like MASE).
         lr_schedule: ``plateau`` halves the rate when validation stalls; ``onecycle`` warms
             up to ``learning_rate`` and anneals over ``max_epochs`` (Smith 2018).
+        precision: of the training forward pass: ``auto`` (bf16 on a CUDA device with native
+            bf16, else fp32), ``fp32``, ``bf16`` (autocast), ``fp16`` (autocast with a
+            gradient scaler). Validation and prediction always run in fp32.
     """
 
     max_epochs: int = 20
@@ -58,6 +72,7 @@ class TrainConfig:
     lr_schedule: Literal["plateau", "onecycle"] = "plateau"
     seed: int = 0
     device: str | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_NAMES:
@@ -73,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be plateau or onecycle, got {self.lr_schedule!r}")
         if self.loss_scale not in ("none", "window"):
             raise ValueError(f"loss_scale must be none or window, got {self.loss_scale!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             raise ValueError("learning_rate and clip_norm must be > 0")
 
@@ -81,14 +98,19 @@ class TrainConfig:
 
 
 class Callback(Protocol):
-    """Receives per-epoch metrics (train_loss, val_loss, grad_norm_mean/max, lr)."""
+    """Receives per-epoch metrics (train_loss, val_loss, grad_norm_mean/max, lr,
+    skipped_steps, grad_scale)."""
 
     def __call__(self, epoch: int, metrics: dict[str, float]) -> None: ...
 
 
 @dataclass
 class TrainResult:
-    """What training did: per-epoch history, per-step pre-clip gradient norms, best epoch."""
+    """What training did: per-epoch history, per-step pre-clip gradient norms, best epoch.
+
+    ``precision`` is what the training forward pass ran in (``auto`` resolved on the device).
+    A step the gradient scaler skipped (fp16 gradients overflowed) has a NaN grad norm.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
@@ -96,6 +118,7 @@ class TrainResult:
     best_val_loss: float = math.inf
     stopped_early: bool = False
     device: str = "cpu"
+    precision: str = "fp32"
     seconds: float = 0.0
     windows_seen: int = 0
     world_size: int = 1
@@ -148,19 +171,47 @@ def evaluate_loss(
     config: TrainConfig,
     quantiles: Sequence[float] = (),
 ) -> float:
-    """Mean training loss over the windows at ``starts`` (eval mode)."""
+    """Mean training loss over the windows at ``starts`` (eval mode, fp32: early stopping and
+    the best checkpoint are chosen on the numbers the model will predict with)."""
     model.eval()
-    device = data.values.device
     total, count = 0.0, 0
     size = config.batch_size * 4
-    with autocast_context(device):
-        for i in range(0, len(starts), size):
-            b = data.batch(starts[i : i + size])
-            pred = model(b.x, b.cov, b.series)
-            loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
-            total += float(loss) * len(b.x)
-            count += len(b.x)
+    for i in range(0, len(starts), size):
+        b = data.batch(starts[i : i + size])
+        pred = model(b.x, b.cov, b.series)
+        loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
+        total += float(loss) * len(b.x)
+        count += len(b.x)
     return total / max(count, 1)
+
+
+def train_step(
+    model: nn.Module,
+    b: Batch,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    ctx: AbstractContextManager[object],
+    config: TrainConfig,
+    quantiles: Sequence[float] = (),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on batch ``b``; returns the loss and the pre-clip gradient norm.
+
+    With an enabled ``scaler`` (fp16) the loss is scaled before the backward pass and the
+    gradients unscaled before clipping, so the norm and the clipping are in true units; the
+    scaler skips the update when a gradient is inf/nan (the returned norm is then inf/nan)
+    and lowers its scale. A disabled scaler makes this a plain step.
+    """
+    with ctx:
+        pred = model(b.x, b.cov, b.series, b.y)  # [B, H, Q]
+    loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    # The returned norm is the one *before* clipping: exploding gradients stay visible.
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), norm.detach()
 
 
 def _distributed() -> tuple[int, int]:
@@ -193,6 +244,16 @@ def fit(
     torch.manual_seed(config.seed)
     rank, world = _distributed()
     device = pick_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    ctx: AbstractContextManager[object] = (
+        nullcontext()
+        if precision == "fp32"
+        else torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
+    )
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+    scaler = torch.amp.GradScaler(
+        device.type, init_scale=INIT_GRAD_SCALE, enabled=precision == "fp16"
+    )
     model.to(device)
     data = data.to(device)
     train_model: nn.Module = model
@@ -200,11 +261,17 @@ def fit(
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer: torch.optim.Optimizer
+    # Fused kernels on CUDA: one launch per step, and the scaler's inf check stays on the
+    # device instead of a host sync every step.
+    fused = device.type == "cuda"
     if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, fused=fused)
     else:
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+            model.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            fused=fused,
         )
     n_train = len(data.train_starts)
     per_epoch = min(n_train, config.windows_per_epoch or n_train)
@@ -218,41 +285,46 @@ def fit(
         else None
     )
     val_starts = _val_subset(data.val_starts, config.max_val_windows)
-    result = TrainResult(device=str(device), world_size=world)
+    result = TrainResult(device=str(device), precision=precision, world_size=world)
     best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs = 0
+    bad_epochs = skipped_run = 0
     t0 = time.perf_counter()
 
     for epoch in range(1, config.max_epochs + 1):
         train_model.train()
         gen = torch.Generator(device="cpu").manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n_train, generator=gen)[:per_epoch].to(device)
+        order = epoch_windows(n_train, per_epoch, gen).to(device)
         step_losses: list[torch.Tensor] = []
         step_norms: list[torch.Tensor] = []
         for i in range(0, per_epoch, config.batch_size):
             # Every rank draws the same order and takes every world-th window of the batch.
             b = data.batch(data.train_starts[order[i : i + config.batch_size]][rank::world])
-            with autocast_context(device):
-                pred = train_model(b.x, b.cov, b.series, b.y)  # [B, H, Q]
-            loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # The returned norm is the one *before* clipping: exploding gradients stay visible.
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
+            loss, norm = train_step(train_model, b, optimizer, scaler, ctx, config, quantiles)
             if onecycle is not None:
                 onecycle.step()
-            step_losses.append(loss.detach())
-            step_norms.append(norm.detach())
+            step_losses.append(loss)
+            step_norms.append(norm)
         # One host sync per epoch rather than per step.
         losses = torch.stack(step_losses).float().cpu().numpy()
         norms = torch.stack(step_norms).float().cpu().numpy()
-        if not (np.isfinite(losses).all() and np.isfinite(norms).all()):
+        # Under the scaler an inf/nan gradient with a finite loss is a skipped step, expected
+        # while the scale settles; only a long run of them is divergence.
+        skipped = ~np.isfinite(norms) if scaler.is_enabled() else np.zeros(len(norms), bool)
+        if not np.isfinite(losses).all() or not np.isfinite(norms[~skipped]).all():
             raise TrainingDiverged(
                 f"epoch {epoch}: non-finite loss or gradient norm "
                 f"(last loss {losses[-1]}, last grad norm {norms[-1]}); lower learning_rate "
                 "or clip_norm"
             )
+        for flag in skipped:  # the run carries over from the epoch before
+            skipped_run = skipped_run + 1 if flag else 0
+            if skipped_run >= MAX_SKIPPED_RUN:
+                raise TrainingDiverged(
+                    f"epoch {epoch}: {skipped_run} steps in a row had inf/nan fp16 gradients "
+                    "whatever the loss scale; train in bf16 or fp32, or lower learning_rate"
+                )
+        norms[skipped] = np.nan
+        applied = norms[~skipped]
         result.grad_norms.extend(norms.tolist())
         result.windows_seen += per_epoch
         val_loss = evaluate_loss(model, data, val_starts, config, quantiles)
@@ -261,9 +333,11 @@ def fit(
         metrics = {
             "train_loss": float(losses.mean()),
             "val_loss": val_loss,
-            "grad_norm_mean": float(norms.mean()),
-            "grad_norm_max": float(norms.max()),
+            "grad_norm_mean": float(applied.mean()) if applied.size else math.nan,
+            "grad_norm_max": float(applied.max()) if applied.size else math.nan,
             "lr": float(optimizer.param_groups[0]["lr"]),
+            "skipped_steps": float(skipped.sum()),
+            "grad_scale": float(scaler.get_scale()),
         }
         result.history.append({"epoch": float(epoch), **metrics})
         if rank == 0:
@@ -297,7 +371,11 @@ def predict(
     series: np.ndarray | None = None,
     batch_size: int = 1024,
 ) -> np.ndarray:
-    """Scaled inputs [B, W] (+ covariates [B, W + H, C], series [B]) -> [B, H, Q] float64."""
+    """Scaled inputs [B, W] (+ covariates [B, W + H, C], series [B]) -> [B, H, Q] float64.
+
+    Computed in fp32 whatever precision the model was trained in (the output is cast to
+    float64 only after): the forecasts written to the tables carry no bf16/fp16 rounding.
+    """
     model.eval()
     device = next(model.parameters()).device
 
@@ -307,12 +385,13 @@ def predict(
         return torch.as_tensor(a[i : i + batch_size], dtype=dtype, device=device)
 
     outputs = []
-    with autocast_context(device):
+    # An autocast region the caller opened must not reach the model either.
+    with torch.autocast(device.type, enabled=False):
         for i in range(0, len(inputs), batch_size):
             x = part(inputs, i, torch.float32)
             assert x is not None
             out = model(x, part(covariates, i, torch.float32), part(series, i, torch.int64))
-            outputs.append(out.float().cpu().numpy())
+            outputs.append(out.cpu().numpy())  # float32
     if not outputs:
         config: Any = model.config  # every forecaster carries its config
         return np.zeros((0, config.horizon, config.n_outputs))

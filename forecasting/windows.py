@@ -15,6 +15,9 @@ import torch
 
 from forecasting.panel import Panel, Split
 
+# An epoch drawing at most this share of the windows samples them without a permutation.
+SPARSE_EPOCH = 0.25
+
 
 @dataclass(frozen=True)
 class WindowSpec:
@@ -147,6 +150,29 @@ class WindowIndex:
     def numpy(self) -> np.ndarray:
         """Every start position (materialised; for tests and small sets)."""
         return self[:].cpu().numpy()
+
+
+def epoch_windows(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """``min(k, n)`` distinct window numbers out of ``n``, uniformly and in random order.
+
+    An epoch that draws a large share of the windows shuffles them all. One that draws a
+    small share (``k <= n / 4``) never builds the permutation: it draws uniform numbers and
+    keeps distinct ones until it has ``k``, a uniform sample without replacement in O(k)
+    memory and time whatever ``n`` (one round almost always: fewer than k/8 collide).
+
+    Returns:
+        int64 [min(k, n)] on the CPU; the same for the same generator state.
+    """
+    if k >= n or k > SPARSE_EPOCH * n:
+        return torch.randperm(n, generator=generator)[:k]
+    picked = torch.zeros(0, dtype=torch.int64)
+    while len(picked) < k:
+        need = k - len(picked)
+        draw = torch.randint(n, (need + need // 4 + 16,), generator=generator)
+        picked = torch.unique(torch.cat([picked, draw]))  # sorted: order comes next
+    # A random k of the distinct numbers, in random order; which ones depends on no value,
+    # so the sample stays uniform.
+    return picked[torch.randperm(len(picked), generator=generator)[:k]]
 
 
 def window_index(

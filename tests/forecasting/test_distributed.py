@@ -54,6 +54,7 @@ def test_two_ddp_processes_match_one_process(glucose: pd.DataFrame, tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     history = json.loads(out.with_suffix(".json").read_text())
     assert history["world_size"] == 2
+    assert history["precision"] == "fp32"  # "auto" on the CPU
 
     single = GlobalForecaster(spec)
     result = single.fit(frame, freqs)
