@@ -79,6 +79,7 @@ def fit_with_torchrun(
         seconds=info["seconds"],
         windows_seen=info["windows_seen"],
         world_size=info["world_size"],
+        precision=info.get("precision", "fp32"),
     )
     for record in result.history:
         metrics = {k: v for k, v in record.items() if k != "epoch"}
