@@ -250,7 +250,8 @@ def test_the_cli_consumer_stops_on_sigterm_and_resumes_where_it_left(
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             publish(publish_now)  # while the consumer is still starting: kept by the broker
-            wait_until(lambda: _rows(engine)[0] >= n_rows or proc.poll() is not None)
+            # A fresh interpreter importing the CLI took over a minute on a saturated 2-core box.
+            wait_until(lambda: _rows(engine)[0] >= n_rows or proc.poll() is not None, 300)
         finally:
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=60)
