@@ -14,7 +14,7 @@ import email.utils
 import hashlib
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -37,22 +37,34 @@ from flows.sources.config import HttpSource
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class RateLimiter:
-    """At most ``per_second`` calls per second, spaced evenly (one process)."""
+class Clock(Protocol):
+    """How the source reads time and waits: the :mod:`time` module, or a fake one in tests."""
 
-    def __init__(self, per_second: float) -> None:
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float, /) -> None: ...
+
+
+class RateLimiter:
+    """At most ``per_second`` calls per second, spaced evenly, without bursts (one process)."""
+
+    def __init__(self, per_second: float, clock: Clock = time) -> None:
         self.interval = 1.0 / per_second
+        self.clock = clock
         self._next = 0.0
 
     def wait(self) -> None:
-        now = time.monotonic()
+        """Sleep until the next call is allowed; time spent since the last call counts."""
+        now = self.clock.monotonic()
         if self._next > now:
-            time.sleep(self._next - now)
+            self.clock.sleep(self._next - now)
         self._next = max(now, self._next) + self.interval
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or an HTTP date), if any."""
+def _retry_after(response: httpx.Response, now: float) -> float | None:
+    """Seconds from a Retry-After header (delta seconds, or an HTTP date after ``now``)."""
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -62,13 +74,17 @@ def _retry_after(response: httpx.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    return max(0.0, when.timestamp() - now)
 
 
 def fetch_json(
     client: httpx.Client, url: str, headers: dict[str, str], cfg: HttpSource, limiter: RateLimiter
 ) -> Any:
-    """GET ``url`` and decode JSON, retrying timeouts, network errors, 429 and 5xx."""
+    """GET ``url`` and decode JSON, retrying timeouts, network errors, 429 and 5xx.
+
+    Waits (rate limit, backoff, Retry-After) go through the limiter's clock.
+    """
+    clock = limiter.clock
     shown = url.split("?")[0]  # query strings may carry API keys
     problem = ""
     for attempt in range(cfg.retries + 1):
@@ -83,7 +99,7 @@ def fetch_json(
         else:
             if response.status_code in RETRY_STATUS:
                 problem = f"HTTP {response.status_code}"
-                after = _retry_after(response)
+                after = _retry_after(response, clock.time())
                 delay = min(after, cfg.max_backoff_s) if after is not None else delay
             elif response.status_code >= 400:
                 raise SeqcastError(
@@ -99,7 +115,7 @@ def fetch_json(
                         f"it starts with {response.text[:60]!r}"
                     ) from None
         if attempt < cfg.retries:
-            time.sleep(delay)
+            clock.sleep(delay)
     raise SeqcastError(f"GET {shown}: {problem} on all {cfg.retries + 1} attempt(s); try later")
 
 
@@ -154,9 +170,11 @@ def records_to_rows(cfg: HttpSource, symbol: str, body: Any) -> pd.DataFrame:
     return rows_frame(rows)
 
 
-def http_loads(cfg: HttpSource, watermark: dict[str, Any], window: Window | None) -> SourceItems:
+def http_loads(
+    cfg: HttpSource, watermark: dict[str, Any], window: Window | None, clock: Clock = time
+) -> SourceItems:
     """One load per symbol; the watermark keeps the latest timestamp per symbol."""
-    limiter = RateLimiter(cfg.rate_per_second)
+    limiter = RateLimiter(cfg.rate_per_second, clock)
     headers = _headers(cfg)
     default_start = cfg.start_time()
     with httpx.Client(timeout=httpx.Timeout(cfg.timeout_s), follow_redirects=True) as client:

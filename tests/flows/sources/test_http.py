@@ -1,4 +1,8 @@
-"""HTTP price source against a real local HTTP server: auth, retries, timeouts, bad JSON."""
+"""HTTP price source against a real local HTTP server: auth, retries, timeouts, bad JSON.
+
+Waits are timed by a fake clock (tests/flows/sources/fake_clock.py), never by the wall:
+on a busy machine, when requests arrive says more about the load than about the source.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -16,31 +20,41 @@ from sqlalchemy import Engine, text
 
 from db.watermarks import read_watermark
 from flows.errors import SeqcastError
-from flows.sources.base import Window
+from flows.sources.base import SourceFailure, SourceLoad, Window
 from flows.sources.config import HttpSource
+from flows.sources.http import http_loads
 from flows.sources.runner import run_source
+from tests.flows.sources.fake_clock import FakeClock
 
-Reply = tuple[int, dict[str, str], bytes, float]  # status, headers, body, delay before answering
+# status, headers, body, delay before answering (None: no answer until the test ends)
+Reply = tuple[int, dict[str, str], bytes, float | None]
 
 
 class PriceApi:
-    """A scripted API: per symbol a queue of replies (the last one repeats); logs requests."""
+    """A scripted API: per symbol a queue of replies (the last one repeats); logs requests.
+
+    Each request is logged with ``clock()`` at its arrival: set it to a fake clock's
+    ``monotonic`` to see when, by that clock, the source sent it.
+    """
 
     def __init__(self) -> None:
         self.script: dict[str, list[Reply]] = {}
         self.requests: list[tuple[float, str, dict[str, list[str]], dict[str, str]]] = []
+        self.clock: Callable[[], float] = time.monotonic
+        self.released = threading.Event()
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 symbol = url.path.rsplit("/", 1)[-1]
-                api.requests.append(
-                    (time.monotonic(), symbol, parse_qs(url.query), dict(self.headers))
-                )
+                api.requests.append((api.clock(), symbol, parse_qs(url.query), dict(self.headers)))
                 queue = api.script.get(symbol) or [(404, {}, b"no such symbol", 0.0)]
                 status, headers, body, delay = queue.pop(0) if len(queue) > 1 else queue[0]
-                time.sleep(delay)
+                if delay is None:
+                    api.released.wait(60)
+                else:
+                    time.sleep(delay)
                 try:
                     self.send_response(status)
                     for k, v in {"Content-Type": "application/json", **headers}.items():
@@ -68,6 +82,7 @@ def api() -> Iterator[PriceApi]:
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     yield server
+    server.released.set()
     server.server.shutdown()
     server.server.server_close()
     thread.join(5)
@@ -129,9 +144,20 @@ def test_symbols_load_with_the_auth_header_and_reruns_are_idempotent(
         assert conn.execute(text("SELECT COUNT(*) FROM observations")).scalar_one() == 8
 
 
-def test_429_and_500_are_retried_with_backoff_and_retry_after(
-    engine: Engine, api: PriceApi
-) -> None:
+def _load(cfg: HttpSource, clock: FakeClock) -> tuple[list[str], list[str]]:
+    """The source on its own, timed by ``clock``: (labels loaded, failure messages)."""
+    items = list(http_loads(cfg, {}, None, clock))
+    loaded = [i.source for i in items if isinstance(i, SourceLoad)]
+    return loaded, [i.message for i in items if isinstance(i, SourceFailure)]
+
+
+def _arrivals(api: PriceApi, symbol: str | None = None) -> list[float]:
+    """Gaps between the requests (for one symbol), by the clock the API logs with."""
+    times = [t for t, s, *_ in api.requests if symbol in (None, s)]
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def test_429_and_500_are_retried_with_backoff_and_retry_after(api: PriceApi) -> None:
     api.script["AAPL"] = [
         (429, {"Retry-After": "1"}, b"slow down", 0.0),
         api.ok("AAPL", [(DAYS[0], 1)]),
@@ -142,22 +168,23 @@ def test_429_and_500_are_retried_with_backoff_and_retry_after(
         api.ok("MSFT", [(DAYS[0], 2)]),
     ]
     api.script["IBM"] = [(500, {}, b"down", 0.0)]
-    start = time.monotonic()
-    results, failures = run_source(engine, _cfg(api, ["AAPL", "MSFT", "IBM"]))
-    assert [r["source"] for r in results] == ["http:prices/AAPL", "http:prices/MSFT"]
-    assert time.monotonic() - start >= 1.0  # Retry-After was honoured
-    assert len(failures) == 1
-    assert "prices/IBM" in failures[0] and "HTTP 500 on all 3 attempt(s)" in failures[0]
-    aapl = [t for t, s, *_ in api.requests if s == "AAPL"]
-    msft = [t for t, s, *_ in api.requests if s == "MSFT"]
-    assert aapl[1] - aapl[0] >= 0.95
-    assert msft[2] - msft[1] >= msft[1] - msft[0] >= 0.05  # exponential backoff
+    clock = FakeClock()
+    api.clock = clock.monotonic
+    loaded, failures = _load(_cfg(api, ["AAPL", "MSFT", "IBM"]), clock)
+    assert loaded == ["http:prices/AAPL", "http:prices/MSFT"]
+    assert len(failures) == 1 and "HTTP 500 on all 3 attempt(s)" in failures[0]
+    assert _arrivals(api, "AAPL") == pytest.approx([1.0])  # Retry-After was honoured
+    assert _arrivals(api, "MSFT") == pytest.approx([0.05, 0.1])  # exponential backoff
+    assert _arrivals(api, "IBM") == pytest.approx([0.05, 0.1])
+    assert clock.sleeps == pytest.approx(
+        [1.0] + [0.02, 0.05, 0.1] * 2  # a backoff counts toward the 50/s spacing, a new symbol
+    )
 
 
 def test_slow_responses_time_out_and_malformed_json_fails_only_its_symbol(
     engine: Engine, api: PriceApi
 ) -> None:
-    api.script["SLOW"] = [(200, {}, b"[]", 3.0)]
+    api.script["SLOW"] = [(200, {}, b"[]", None)]
     api.script["BAD"] = [(200, {}, b'{"data": {"prices": [{"t": 1', 0.0)]
     api.script["HOLE"] = [
         (
@@ -168,29 +195,30 @@ def test_slow_responses_time_out_and_malformed_json_fails_only_its_symbol(
         )
     ]
     api.script["GOOD"] = [api.ok("GOOD", [(DAYS[0], 10.5)])]
-    cfg = _cfg(api, ["SLOW", "BAD", "HOLE", "GOOD"], timeout_s=0.3, retries=1)
+    # The timeout is real; one second leaves a loaded machine time to answer the others.
+    cfg = _cfg(api, ["SLOW", "BAD", "HOLE", "GOOD"], timeout_s=1, retries=1)
     results, failures = run_source(engine, cfg)
     assert [(r["source"], r["accepted"], r["rejected"]) for r in results] == [
         ("http:prices/HOLE", 1, 1),
         ("http:prices/GOOD", 1, 0),
     ]
-    assert (
-        "prices/SLOW" in failures[0] and "timed out after 0.3 s on all 2 attempt(s)" in failures[0]
-    )
+    assert "prices/SLOW" in failures[0] and "timed out after 1 s on all 2 attempt(s)" in failures[0]
     assert "prices/BAD" in failures[1] and "not valid JSON" in failures[1]
     with engine.connect() as conn:
         reason = conn.execute(text("SELECT reason FROM rejected_rows")).scalar_one()
     assert reason == "record has no field 'close' (path 'close')"
 
 
-def test_requests_are_rate_limited(engine: Engine, api: PriceApi) -> None:
+def test_requests_are_rate_limited(api: PriceApi) -> None:
     symbols = [f"S{i}" for i in range(6)]
     for s in symbols:
         api.script[s] = [api.ok(s, [(DAYS[0], 1)])]
-    run_source(engine, _cfg(api, symbols, rate_per_second=5))
-    times = [t for t, *_ in api.requests]
-    assert len(times) == 6
-    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.18  # 5 per second
+    clock = FakeClock()
+    api.clock = clock.monotonic
+    loaded, failures = _load(_cfg(api, symbols, rate_per_second=5), clock)
+    assert (len(loaded), failures) == (6, [])
+    assert clock.sleeps == pytest.approx([0.2] * 5)  # 5 per second
+    assert _arrivals(api) == pytest.approx([0.2] * 5)  # ...and each wait came before a request
 
 
 def test_backfill_fills_the_window_into_the_url_and_keeps_the_watermark(

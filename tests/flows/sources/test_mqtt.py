@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,42 @@ def broker() -> None:
         pytest.skip(reason)
 
 
-def publish(messages: list[tuple[str, bytes]], every_s: float = 0.0) -> None:
-    """Publish with QoS 1 and wait for the broker's acknowledgement of each."""
+def publish(
+    messages: list[tuple[str, bytes]],
+    every_s: float = 0.0,
+    stop: threading.Event | None = None,
+    sent: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Publish with QoS 1 and wait for the broker's acknowledgement of each.
+
+    ``stop`` ends the publishing early; ``sent`` collects each message once acknowledged.
+    """
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
     client.connect(*BROKER)
     client.loop_start()
     try:
         for topic, payload in messages:
-            client.publish(topic, payload, qos=1).wait_for_publish(5)
+            if stop is not None and stop.is_set():
+                break
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(60)  # returns on timeout too: a busy machine gets a minute
+            assert info.is_published(), f"the broker did not acknowledge {topic} in 60 s"
+            if sent is not None:
+                sent.append((topic, payload))
             time.sleep(every_s)
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 120) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass (generous: machines get busy)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def readings(prefix: str, start: int, n: int) -> list[tuple[str, bytes]]:
@@ -144,6 +169,7 @@ def test_a_long_running_consumer_writes_micro_batches_until_stopped(
 ) -> None:
     prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
     cfg = _cfg(prefix, value_fields=["temp"])
+    run_source(engine, cfg)  # the session: what is published before the consumer subscribes waits
     stop = threading.Event()
     batches: list[dict[str, Any]] = []
     consumer = threading.Thread(
@@ -153,19 +179,16 @@ def test_a_long_running_consumer_writes_micro_batches_until_stopped(
     )
     consumer.start()
     try:
-        time.sleep(1.0)  # subscribed
         for part in range(3):
             publish(readings(prefix, part * 20, 20))
             time.sleep(0.3)
-        deadline = time.monotonic() + 20
-        while _rows(engine)[0] < 60 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: _rows(engine)[0] >= 60)
     finally:
         stop.set()
-        consumer.join(10)
+        consumer.join(60)
     assert not consumer.is_alive()
     assert _rows(engine) == (60, 60)
-    assert len(batches) >= 3  # micro-batches, not one batch at the end
+    assert len(batches) >= 3  # micro-batches (at most 25 messages), not one batch at the end
     assert sum(b["received"] for b in batches) == 60
 
 
@@ -174,17 +197,30 @@ def test_a_scheduled_drain_ends_while_messages_keep_coming(engine: Engine, broke
     prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
     cfg = _cfg(prefix, drain_seconds=1.5)
     run_source(engine, cfg)  # the session
-    messages = readings(prefix, 0, 50)
-    publisher = threading.Thread(target=publish, args=(messages, 0.1))  # 5 s of traffic
+    # A message every 0.1 s, well inside idle_seconds, until stopped: only the drain's own
+    # limit can end it (a minute of traffic at most, so a drain that never ends fails).
+    stop = threading.Event()
+    sent: list[tuple[str, bytes]] = []
+    publisher = threading.Thread(
+        target=publish, args=(readings(prefix, 0, 600), 0.1), kwargs={"stop": stop, "sent": sent}
+    )
     publisher.start()
-    time.sleep(0.5)
-    first, _ = run_source(engine, cfg)
-    assert publisher.is_alive()  # the drain ended while messages were still coming
-    publisher.join(30)
-    rest, _ = run_source(engine, cfg)
-    assert sum(r["received"] for r in first) < 100
-    assert sum(r["received"] for r in first + rest) == 100
-    assert _rows(engine) == (100, 100)
+    try:
+        assert wait_until(lambda: len(sent) >= 3), "the publisher sent nothing"
+        first, _ = run_source(engine, cfg)
+        assert publisher.is_alive()  # the drain ended while messages were still coming...
+        after = len(sent)
+        assert wait_until(lambda: len(sent) >= after + 3)  # ...and more came after it
+    finally:
+        stop.set()
+        publisher.join(120)
+    rest: list[dict[str, Any]] = []
+    while more := run_source(engine, cfg)[0]:  # each further drain ends once the topic is idle
+        rest += more
+    n = 2 * len(sent)  # two readings per message
+    assert 0 < sum(r["received"] for r in first) < n
+    assert sum(r["received"] for r in first + rest) == n
+    assert _rows(engine) == (n, n)
 
 
 def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
@@ -214,13 +250,13 @@ def test_the_cli_consumer_stops_on_sigterm_and_resumes_where_it_left(
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             publish(publish_now)  # while the consumer is still starting: kept by the broker
-            deadline = time.monotonic() + 30
-            while _rows(engine)[0] < n_rows and time.monotonic() < deadline:
-                time.sleep(0.2)
+            # A fresh interpreter importing the CLI took over a minute on a saturated 2-core box.
+            wait_until(lambda: _rows(engine)[0] >= n_rows or proc.poll() is not None, 300)
         finally:
             proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=20)
+            out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out.decode()
+        assert _rows(engine)[0] >= n_rows, f"the consumer loaded too little: {out.decode()}"
         return out.decode()
 
     try:
