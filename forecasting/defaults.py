@@ -154,14 +154,14 @@ class _Taker:  # records each setting: the override when one is given, else the 
 def _check(values: Mapping[str, object], horizon: int) -> None:
     """Types (of the overrides), then the engine's constraints (spec, model, ModelGroup)."""
     for k, x in values.items():
-        if k in _INT_KEYS and (not isinstance(x, int) or isinstance(x, bool)):
-            raise DefaultsError(f"{k} must be a whole number, got {x!r}")
+        low = int(k != "seasonal_skip")
+        if k in _INT_KEYS and (not isinstance(x, int) or isinstance(x, bool) or x < low):
+            raise DefaultsError(f"{k} must be a whole number >= {low}, got {x!r}")
     n: dict[str, int] = {k: x for k, x in values.items() if k in _INT_KEYS}  # type: ignore[misc]
     if len(n) < len(_INT_KEYS):
         return
     w, patch, skip = n["window"], n["patch_len"], n["seasonal_skip"]
-    bad = [f"{k} must be >= 1, got {x}" for k, x in n.items() if x < (k != "seasonal_skip")]
-    bad += [f"window must lie in [2, {MAX_WINDOW}], got {w}"] if not 2 <= w <= MAX_WINDOW else []
+    bad = [f"window must lie in [2, {MAX_WINDOW}], got {w}"] if not 2 <= w <= MAX_WINDOW else []
     bad += [f"window {w} must be a multiple of patch_len {patch}"] if patch and w % patch else []
     if skip and not horizon <= skip <= w:
         bad.append(f"seasonal_skip {skip} must be 0 or in [horizon {horizon}, window {w}]")

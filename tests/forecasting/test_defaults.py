@@ -171,6 +171,9 @@ def test_overrides_are_taken_and_what_follows_changes() -> None:
         ({"test_size": 10}, "test_size 10 is under one horizon"),
         ({"val_size": 0}, "val_size"),
         ({"window": "big"}, "whole number"),
+        ({"window": 1}, r"window must lie in \[2, 10000\]"),
+        ({"season_length": 0}, "season_length must be a whole number >= 1"),
+        ({"seasonal_skip": -1}, "seasonal_skip must be a whole number >= 0"),
     ],
 )
 def test_overrides_that_break_a_constraint_are_refused(overrides: dict, message: str) -> None:
