@@ -1,4 +1,10 @@
-"""``seqcast serve``: every deployment of prefect.yaml, on its schedules, in one process."""
+"""``seqcast serve``: every deployment of prefect.yaml, on its schedules, in one process.
+
+The deployments pass the project file's path (``config``), never copies of its contents, so a
+change to the file applies at the next run. A group with its own schedule in the project file
+gets its own deployment (``train-forecasters-<group>``, ``forecast-<group>``) and the shared
+deployment leaves it out (``shared_schedule_only``).
+"""
 
 from __future__ import annotations
 
@@ -19,15 +25,47 @@ def load_flow(entrypoint: str) -> Any:
     return getattr(module, name)
 
 
-def deployments_from_yaml(prefect_yaml: Path) -> list[Any]:
-    """Build runner deployments (name, schedules, parameters, tags) from prefect.yaml."""
+# Deployment name -> the schedule key of a group that replaces it for that group.
+GROUP_SCHEDULED = {"train-forecasters": "retrain", "forecast": "forecast"}
+
+
+def group_deployments(dep: dict[str, Any], project: Any) -> list[dict[str, Any]]:
+    """``dep`` as prefect.yaml declares it, plus one deployment per group with its own cron."""
+    key = GROUP_SCHEDULED.get(dep["name"])
+    own = [g for g in project.groups if key and getattr(g.schedule, key)] if project else []
+    if not own:
+        return [dep]
+    params = dict((dep.get("parameters") or {}).get("params") or {})
+    shared = {**dep, "parameters": {"params": {**params, "shared_schedule_only": True}}}
+    extra = [
+        {
+            **dep,
+            "name": f"{dep['name']}-{g.name}",
+            "description": f"{dep.get('description', '')} Group {g.name} on its own schedule.",
+            "schedules": [{"cron": getattr(g.schedule, key or ""), "timezone": "UTC"}],
+            "parameters": {"params": {**params, "only": [g.name]}},
+        }
+        for g in own
+    ]
+    return [shared, *extra]
+
+
+def deployments_from_yaml(prefect_yaml: Path, project_file: Path | None = None) -> list[Any]:
+    """Build runner deployments (name, schedules, parameters, tags) from prefect.yaml, with one
+    more per group that has its own schedule in ``project_file``."""
     if not prefect_yaml.is_file():
         raise SeqcastError(
             f"{prefect_yaml}: not found; run from the project root or pass --prefect-yaml"
         )
     spec = yaml.safe_load(prefect_yaml.read_text()) or {}
+    project = None
+    if project_file is not None:
+        from flows.project import load_project
+
+        project = load_project(project_file)
+    declared = [d for dep in spec.get("deployments", []) for d in group_deployments(dep, project)]
     deployments = []
-    for dep in spec.get("deployments", []):
+    for dep in declared:
         schedules = [s for s in dep.get("schedules", []) if s.get("active", True)]
         flow_obj = load_flow(dep["entrypoint"])
         deployments.append(
@@ -45,6 +83,6 @@ def deployments_from_yaml(prefect_yaml: Path) -> list[Any]:
     return deployments
 
 
-def serve_deployments(prefect_yaml: Path) -> None:
+def serve_deployments(prefect_yaml: Path, project_file: Path | None = None) -> None:
     """Serve the deployments until interrupted."""
-    serve(*deployments_from_yaml(prefect_yaml))
+    serve(*deployments_from_yaml(prefect_yaml, project_file))

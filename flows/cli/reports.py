@@ -14,6 +14,7 @@ app = typer.Typer()
 def show_status() -> None:
     """Print the status tables."""
     from db import make_engine
+    from flows.project import locate
     from flows.reports.status import collect
     from flows.reports.tables import rich_table
     from flows.settings import Settings
@@ -21,7 +22,7 @@ def show_status() -> None:
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     try:
-        status = collect(engine, settings)
+        status = collect(engine, settings, locate())
     finally:
         engine.dispose()
     console.print(
@@ -30,6 +31,14 @@ def show_status() -> None:
         highlight=False,
     )
     console.print(rich_table("Series", status.series, empty="none; run `seqcast ingest`"))
+    console.print(rich_table("Groups (project file)", status.groups, empty="none configured"))
+    if status.unconfigured:
+        rows = [{"series_id": s} for s in status.unconfigured]
+        console.print(rich_table("Series in no group: never trained or forecast", rows))
+    if status.overlaps:
+        rows = [{"series_id": s, "groups": ", ".join(g), "taken by": g[0]}
+                for s, g in status.overlaps.items()]  # fmt: skip
+        console.print(rich_table("Series in two groups: the first listed takes them", rows))
     console.print(rich_table("Last ingests", status.ingests, empty="none yet"))
     champs = [{k: v for k, v in c.items() if k != "run_id"} for c in status.champions]
     console.print(rich_table("Champions", champs, empty="no registered model; run `seqcast train`"))

@@ -25,7 +25,11 @@ def demo() -> None:
 def serve(
     prefect_yaml: Path = typer.Option(Path("prefect.yaml"), help="deployments to serve"),
 ) -> None:
-    """Serve every deployment of prefect.yaml on its schedule in this process (Ctrl-C stops)."""
+    """Serve every deployment of prefect.yaml on its schedule in this process (Ctrl-C stops).
+
+    Groups with their own schedule in the project file get their own deployments.
+    """
+    from flows.project import locate
     from flows.serving import serve_deployments
 
-    serve_deployments(prefect_yaml)
+    serve_deployments(prefect_yaml, locate())

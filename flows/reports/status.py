@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,6 +61,9 @@ class Status:
     champions: list[dict[str, Any]] = field(default_factory=list)
     last_forecasts: pd.DataFrame = field(default_factory=pd.DataFrame)
     scheduled: list[dict[str, Any]] | None = None
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    unconfigured: list[str] = field(default_factory=list)
+    overlaps: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -129,11 +133,35 @@ def scheduled_runs(api_url: str, limit: int = 10) -> list[dict[str, Any]]:
     ]
 
 
-def collect(engine: Engine, settings: Settings) -> Status:
+def project_groups(status: Status, engine: Engine, project_path: Path | None) -> None:
+    """The project file's groups with their series, and the series no group (or two) takes."""
+    from db.observations import list_series
+    from flows.project import load_project
+    from flows.series.groups import assign_series
+
+    if project_path is None:
+        status.notes.append(
+            "no project file (./seqcast.yaml, --config or SEQCAST_CONFIG): no groups are "
+            "configured, so nothing is trained or forecast; `seqcast init` writes one"
+        )
+        return
+    project = load_project(project_path)
+    assignment = assign_series(project.groups, list_series(engine))
+    status.groups = [
+        {"group": g.name, "select": g.select.describe(), "horizon": g.horizon,
+         "series": len(assignment.members[g.name])}
+        for g in project.groups
+    ]  # fmt: skip
+    status.unconfigured = assignment.unconfigured
+    status.overlaps = assignment.overlaps
+
+
+def collect(engine: Engine, settings: Settings, project_path: Path | None = None) -> Status:
     """Read every part of the status; a part that fails becomes a note."""
     require_current(engine)  # an unmigrated or unreachable database is a user error
     status = Status()
     status.series = _query(engine, SERIES_SQL)
+    project_groups(status, engine, project_path)
     status.ingests = _query(engine, INGEST_SQL)
     status.last_forecasts = _query(engine, LAST_FORECAST_SQL)
     try:

@@ -42,22 +42,46 @@ def snapshot_hash(frame: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def read_group(engine: Engine, group: ModelGroup) -> GroupData:
-    """Active series of the group and all their observations."""
-    catalog = list_series(engine, kind=group.series_kind)
+def group_catalog(catalog: pd.DataFrame, group: ModelGroup) -> pd.DataFrame:
+    """The rows of ``catalog`` (``db.observations.list_series``) that belong to ``group``.
+
+    Raises:
+        SeqcastError: named ids that are unknown or inactive, no series with observations, or
+            series of more than one frequency (each named with its frequency).
+    """
+    selector = group.selector
     if group.series_ids is not None:
         missing = sorted(set(group.series_ids) - set(catalog["series_id"]))
         if missing:
             raise SeqcastError(f"group {group.name!r}: unknown or inactive series {missing}")
-        catalog = catalog[catalog["series_id"].isin(group.series_ids)]
-    catalog = catalog[catalog["n_obs"] > 0]
-    if catalog.empty:
-        raise SeqcastError(
-            f"group {group.name!r}: no active series with observations "
-            f"(kind={group.series_kind!r}); ingest data first (seqcast ingest)"
+    mask = [
+        selector.matches(str(sid), str(kind), str(freq))
+        for sid, kind, freq in zip(
+            catalog["series_id"], catalog["kind"], catalog["freq"], strict=True
         )
-    frame = read_observations(engine, catalog["series_id"].tolist())
-    freqs = dict(zip(catalog["series_id"], catalog["freq"], strict=True))
+    ]
+    mine = catalog[pd.Series(mask, index=catalog.index, dtype=bool) & (catalog["n_obs"] > 0)]
+    if mine.empty:
+        raise SeqcastError(
+            f"group {group.name!r}: no active series with observations ({selector.describe()}); "
+            "ingest data first (seqcast ingest) or change the group's selector"
+        )
+    freqs = mine.groupby("freq")["series_id"].apply(list)
+    if len(freqs) > 1:
+        listed = "; ".join(f"{f}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
+                           for f, ids in freqs.items())  # fmt: skip
+        raise SeqcastError(
+            f"group {group.name!r} selects series of {len(freqs)} frequencies ({listed}); "
+            "one model needs one frequency: add freq to the group's select"
+        )
+    return mine
+
+
+def read_group(engine: Engine, group: ModelGroup) -> GroupData:
+    """Active series of the group and all their observations."""
+    mine = group_catalog(list_series(engine, kind=group.series_kind), group)
+    frame = read_observations(engine, mine["series_id"].tolist())
+    freqs = dict(zip(mine["series_id"], mine["freq"], strict=True))
     return GroupData(frame=frame, freqs=freqs, sha256=snapshot_hash(frame))
 
 

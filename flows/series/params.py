@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from forecasting.models import RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
@@ -19,6 +21,48 @@ def _default_cells() -> list[Cell]:
     return ["lstm", "gru"]
 
 
+class SeriesSelector(BaseModel):
+    """Which active series a group takes: every criterion given must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str | None = Field(None, description="series of this kind (sensor, price, ...)")
+    ids: list[str] | None = Field(None, min_length=1, description="exactly these series ids")
+    match: str | None = Field(None, description="a glob over series ids, e.g. 'plant-*'")
+    regex: str | None = Field(None, description="a regular expression an id must fully match")
+    freq: str | None = Field(None, description="only series declared with this frequency")
+    exclude: list[str] | None = Field(None, description="never these series ids")
+
+    @model_validator(mode="after")
+    def _something_to_select(self) -> SeriesSelector:
+        if not any((self.kind, self.ids, self.match, self.regex, self.freq)):
+            raise ValueError("give at least one of kind, ids, match, regex or freq")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
+        return self
+
+    def matches(self, series_id: str, kind: str, freq: str) -> bool:
+        """Whether a series with this id, kind and frequency belongs to the selection."""
+        return (
+            (self.kind is None or kind == self.kind)
+            and (self.ids is None or series_id in self.ids)
+            and (self.match is None or fnmatch.fnmatchcase(series_id, self.match))
+            and (self.regex is None or re.fullmatch(self.regex, series_id) is not None)
+            and (self.freq is None or freq == self.freq)
+            and (self.exclude is None or series_id not in self.exclude)
+        )
+
+    def describe(self) -> str:
+        """``kind=sensor, freq=h``: what the selector asks for, for messages and MLflow."""
+        return ", ".join(
+            f"{key}={','.join(value) if isinstance(value, list) else value}"
+            for key, value in self.model_dump(exclude_none=True).items()
+        )
+
+
 class ModelGroup(BaseModel):
     """A set of series that share one global model, and how to train it.
 
@@ -28,8 +72,15 @@ class ModelGroup(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,60}$")
-    series_kind: str | None = Field(None, description="train on active series of this kind")
-    series_ids: list[str] | None = Field(None, description="or on exactly these series")
+    # The selector: every criterion given must hold (SeriesSelector).
+    series_kind: str | None = Field(None, description="active series of this kind")
+    series_ids: list[str] | None = Field(None, description="exactly these series")
+    series_match: str | None = Field(None, description="ids matching this glob")
+    series_regex: str | None = Field(None, description="ids fully matching this regex")
+    series_freq: str | None = Field(None, description="series declared with this frequency")
+    series_exclude: list[str] | None = Field(
+        None, description="never these series (an earlier group of the project file takes them)"
+    )
     cells: list[Cell] = Field(default_factory=_default_cells, min_length=1)
     window: int = Field(48, ge=2, le=10_000)
     horizon: int = Field(12, ge=1, le=1_000)
@@ -70,11 +121,14 @@ class ModelGroup(BaseModel):
         False, description="fine-tune from the champion's weights when the architecture matches"
     )
     seed: int = 0
+    provenance: dict[str, str] = Field(
+        default_factory=dict,
+        description="where each setting came from: 'project file', 'derived: why', 'default'",
+    )
 
     @model_validator(mode="after")
     def _one_selector(self) -> ModelGroup:
-        if (self.series_kind is None) == (self.series_ids is None):
-            raise ValueError("give exactly one of series_kind or series_ids")
+        self.selector  # noqa: B018 - raises when no criterion is given
         if self.test_size < self.horizon:
             raise ValueError("test_size must be at least one horizon")
         # Build every spec once, so a bad combination fails validation, not the scheduled run.
@@ -85,6 +139,24 @@ class ModelGroup(BaseModel):
     @property
     def registered_model(self) -> str:
         return f"seqcast-{self.name}"
+
+    @property
+    def selector(self) -> SeriesSelector:
+        """The series this group takes, as one selector."""
+        try:
+            return SeriesSelector(
+                kind=self.series_kind,
+                ids=self.series_ids,
+                match=self.series_match,
+                regex=self.series_regex,
+                freq=self.series_freq,
+                exclude=self.series_exclude,
+            )
+        except ValidationError as exc:
+            raise ValueError(
+                "give a selector: series_kind, series_ids, series_match, series_regex or "
+                f"series_freq ({exc.errors()[0]['msg'].removeprefix('Value error, ')})"
+            ) from None
 
     def spec(self, cell: str) -> ForecasterSpec:
         """The forecasting layer's frozen config for one cell type."""
