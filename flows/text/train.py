@@ -230,13 +230,15 @@ def promote_text(
         try:
             champion_score = float(held_out_score(candidate.kind, champion, test)["score"])
         except ValueError as exc:  # e.g. labels the champion never saw
-            champion_score, reason = -math.inf, f"champion cannot score this data ({exc})"
+            champion_score = -math.inf
+            promoted, reason = True, f"champion v{current.version} cannot score this data ({exc})"
+        else:
+            promoted = candidate.score > champion_score
+            reason = (
+                f"challenger {candidate.score:.4f} vs champion v{current.version} "
+                f"{champion_score:.4f} on the same {len(test)} held-out documents"
+            )
         decision.update(champion=f"v{current.version}", champion_score=champion_score)
-        promoted = candidate.score > champion_score
-        reason = (
-            f"challenger {candidate.score:.4f} vs champion v{current.version} "
-            f"{champion_score:.4f} on the same {len(test)} held-out documents"
-        )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, candidate.version)
     client.set_model_version_tag(
