@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from flows.cli.common import preflight, print_rows, user_errors
 from flows.errors import SeqcastError
+
+if TYPE_CHECKING:
+    from flows.series.results import TrainingSummary
 
 app = typer.Typer()
 GROUPS = typer.Option(None, "--group", help="model group(s); default all")
@@ -44,15 +47,11 @@ def forecast(group: list[str] = GROUPS) -> None:
     """Forecast every active series with its group's champion and write one run per group."""
     from flows.series.forecast import forecast as forecast_flow
     from flows.series.params import ForecastParams
+    from flows.series.results import FORECAST_COLUMNS
 
     params = ForecastParams(groups=select_groups(group))
     preflight()
-    summary = forecast_flow(params)
-    print_rows(
-        "forecast",
-        [{"group": g, **s} for g, s in summary.items()],
-        ["group", "model", "run_id", "rows", "series", "created", "skipped"],
-    )
+    print_rows("forecast", forecast_flow(params).rows(), FORECAST_COLUMNS)
 
 
 @app.command()
@@ -69,29 +68,13 @@ def pipeline(
         ingest=IngestParams(bundled=bundled), retrain_after_hours=retrain_after_hours
     )
     preflight()
-    summary = pipeline_flow(params)
-    print_training(summary.get("train", {}))
+    print_training(pipeline_flow(params).train)
 
 
-def print_training(summary: dict[str, Any]) -> None:
+def print_training(summary: TrainingSummary) -> None:
     """Each candidate next to the seasonal-naive baseline on the same backtest windows."""
-    rows = []
-    for group, s in summary.items():
-        for cell, m in s["candidates"].items():
-            rows.append(
-                {
-                    "group": group,
-                    "model": cell,
-                    "version": m["version"],
-                    "MASE": f"{m.get('backtest_mase', float('nan')):.3f}",
-                    "sMAPE": f"{m.get('backtest_smape', float('nan')):.2f}",
-                    "seasonal-naive MASE": f"{m.get('seasonal_naive_mase', float('nan')):.3f}",
-                    "seasonal-naive sMAPE": f"{m.get('seasonal_naive_smape', float('nan')):.2f}",
-                    "champion": "yes"
-                    if s["decision"]["promoted"]
-                    and s["decision"]["challenger"].startswith(f"{cell} ")
-                    else "",
-                }
-            )
+    from flows.series.results import TRAINING_COLUMNS
+
+    rows = summary.candidate_rows()
     if rows:
-        print_rows("models vs seasonal naive (backtest)", rows)
+        print_rows("models vs seasonal naive (backtest)", rows, TRAINING_COLUMNS)

@@ -14,6 +14,7 @@ from prefect import flow
 
 from flows.series.group import train_group
 from flows.series.params import ModelGroup
+from flows.series.results import TrainingSummary
 from flows.tasks import io_task
 
 # Each group is one task on a Dask worker; its own tasks (read, train, promote) run there too.
@@ -34,12 +35,12 @@ def task_runner(address: str) -> Any:
 
 def train_groups_on_dask(
     groups: list[ModelGroup], run_tags: dict[str, str], address: str
-) -> dict[str, Any]:
+) -> TrainingSummary:
     """Train every group as one Dask task; results in the groups' order."""
 
     @flow(name="train-groups-dask", task_runner=task_runner(address))
-    def fan_out() -> dict[str, Any]:
+    def fan_out() -> TrainingSummary:
         futures = [train_group_task.submit(g, run_tags) for g in groups]
-        return {g.name: f.result() for g, f in zip(groups, futures, strict=True)}
+        return TrainingSummary(tuple(f.result() for f in futures))
 
     return fan_out()

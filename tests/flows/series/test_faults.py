@@ -151,7 +151,7 @@ def test_killing_training_registers_nothing_and_the_next_run_is_clean(
     client = MlflowClient()
     assert client.search_model_versions("name = 'seqcast-prices'") == []
     summary = train_forecasters(TrainParams(groups=[group]))
-    assert summary["prices"]["decision"]["reason"].startswith("no champion yet;")
+    assert summary.group("prices").decision.reason.startswith("no champion yet;")
     versions = sorted(
         str(v.version) for v in client.search_model_versions("name = 'seqcast-prices'")
     )

@@ -1,4 +1,4 @@
-"""The champion/challenger decision as a pure function (no MLflow)."""
+"""The champion/challenger decision as a pure function (no MLflow), and how it is recorded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
+from flows.tracking.lifecycle import record
 from flows.tracking.promotion import Challenger, ChampionScore, Decision, decide
+from tests.support.registry import RecordingClient
 
 HOLDOUT = dict(holdout="holdout (ending 2010-03-01T00:00:00+00:00)", holdout_end="2010-03-01")
 
@@ -106,3 +108,44 @@ def test_a_tie_with_the_champion_keeps_the_champion(
 ) -> None:
     d = make(ChampionScore("2", score=0.8))
     assert not d.promoted and d.change == "champion stays v2"
+
+
+def test_record_tags_both_versions_and_the_other_candidates() -> None:
+    client = RecordingClient()
+    d = series(0.8, 1.0, ChampionScore("2", score=0.9))
+    record(client, "seqcast-glucose", d, others=["4"])  # type: ignore[arg-type]
+    assert client.aliases == {("seqcast-glucose", "champion"): "3"}
+    scores = {
+        "promotion_holdout_end": "2010-03-01",
+        "promotion_challenger_score": "0.8",
+        "promotion_seasonal_naive_score": "1",
+        "beats_seasonal_naive": "true",
+        "promotion_champion_score": "0.9",
+    }
+    assert client.tags[("seqcast-glucose", "3")] == {
+        **scores,
+        "promotion": "promoted",
+        "promotion_reason": d.reason,
+        "previous_champion": "2",
+    }
+    assert client.tags[("seqcast-glucose", "2")] == {
+        **scores,
+        "challenged_by": "3",
+        "challenge_result": "replaced by v3",
+        "challenge_reason": d.reason,
+    }
+    assert client.tags[("seqcast-glucose", "4")] == {
+        "promotion": "not the best candidate",
+        "promotion_reason": "v3 (lstm) scored lower",
+    }
+
+
+def test_record_keeps_the_alias_when_not_promoted() -> None:
+    client = RecordingClient()
+    d = text(0.6, ChampionScore("2", score=0.7))
+    record(client, "seqcast-sentiment", d)  # type: ignore[arg-type]
+    assert client.aliases == {}
+    challenger = client.tags[("seqcast-sentiment", "3")]
+    assert challenger["promotion"] == "kept champion" and "previous_champion" not in challenger
+    assert "beats_seasonal_naive" not in challenger and "promotion_holdout_end" not in challenger
+    assert client.tags[("seqcast-sentiment", "2")]["challenge_result"] == "stayed champion"
