@@ -17,8 +17,10 @@ from flows.series.params import IngestParams, PipelineParams
 from flows.series.pipeline import pipeline
 from flows.series.results import (
     ForecastSummary,
+    GroupsFailed,
     PipelineSummary,
     TrainingSummary,
+    summary_of,
 )
 from flows.settings import Settings
 
@@ -53,7 +55,11 @@ class DemoSummary:
 
 
 def run_demo(console: Console) -> DemoSummary:
-    """Migrate, run ``pipeline`` on the bundled glucose and stock data, print a summary."""
+    """Migrate, run ``pipeline`` on the bundled glucose and stock data, print a summary.
+
+    Raises:
+        GroupsFailed: a group failed to train or forecast (after everything else was shown).
+    """
     settings = Settings.from_env()
     t0 = time.perf_counter()
     engine = make_engine(settings.database_url)
@@ -65,7 +71,7 @@ def run_demo(console: Console) -> DemoSummary:
     params = PipelineParams(
         ingest=IngestParams(bundled=["glucose", "stocks"]), retrain_after_hours=0.0
     )
-    summary = pipeline(params)
+    summary = summary_of(lambda: pipeline(params))
     elapsed = time.perf_counter() - t0
     console.rule("seqcast demo: summary")
     show_data(console, engine, summary)
@@ -78,6 +84,8 @@ def run_demo(console: Console) -> DemoSummary:
         f"\ndemo finished in {time.perf_counter() - t0:.0f} s (forecasting part {elapsed:.0f} s)"
     )
     engine.dispose()
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
     return DemoSummary(summary, text_summary)
 
 
@@ -100,10 +108,13 @@ def show_data(console: Console, engine: Engine, summary: PipelineSummary) -> Non
 
 
 def show_models(console: Console, summary: TrainingSummary) -> None:
-    """Every candidate's backtest next to the seasonal-naive baseline, and each champion change."""
+    """Every candidate's backtest next to the seasonal-naive baseline, each champion change,
+    and each group that failed."""
     for g in summary.trained:
         change = g.decision.challenger if g.decision.promoted else "unchanged"
         console.print(f"{g.group}: champion -> {change} ({g.decision.reason})")
+    for f in summary.failed:
+        console.print(f"{f.group}: training failed: {f.reason}", highlight=False)
     rows = summary.candidate_rows()
     if rows:
         title = "Models (rolling-origin backtest) next to the seasonal-naive baseline"
@@ -113,6 +124,8 @@ def show_models(console: Console, summary: TrainingSummary) -> None:
 def show_forecasts(console: Console, summary: ForecastSummary) -> None:
     """The forecast run each group wrote, and the series it could not forecast."""
     console.print(rich_table("Forecast rows written", summary.rows(), FORECAST_COLUMNS))
+    for f in summary.failed:
+        console.print(f"{f.group}: forecast failed: {f.reason}", highlight=False)
 
 
 def show_where_to_look(console: Console, engine: Engine, settings: Settings) -> None:

@@ -14,7 +14,14 @@ from flows.progress import track
 from flows.reports.tables import cell_text
 from flows.series.data import read_group_data
 from flows.series.params import ForecastParams, ModelGroup
-from flows.series.results import ForecastSkipped, ForecastSummary, GroupForecast
+from flows.series.results import (
+    ForecastOutcome,
+    ForecastSkipped,
+    ForecastSummary,
+    GroupForecast,
+    GroupsFailed,
+    group_failed,
+)
 from flows.settings import Settings
 from flows.tasks import io_task
 from flows.tracking.registry import get_alias, load_forecaster
@@ -93,28 +100,44 @@ def forecast_group(group: ModelGroup, alias: str) -> GroupForecast | ForecastSki
     )
 
 
+def forecast_or_fail(group: ModelGroup, alias: str) -> ForecastOutcome:
+    """:func:`forecast_group`, with its failure (a user's or a bug) as the group's outcome."""
+    try:
+        return forecast_group(group, alias)
+    except Exception as exc:
+        return group_failed(group.name, exc)
+
+
 @flow(name="forecast", log_prints=True)
 def forecast(params: ForecastParams | None = None) -> ForecastSummary:
-    """Forecast every active series of every group with that group's champion."""
+    """Forecast every active series of every group with that group's champion.
+
+    Every group runs whatever happens to the others; when any failed, the flow then ends
+    Failed naming them (:class:`GroupsFailed`, carrying the summary).
+    """
     params = params or ForecastParams()
     check_database()
     check_tracking()
-    outcomes = [forecast_group(g, params.alias) for g in track(params.groups, "forecast groups")]
+    outcomes = [forecast_or_fail(g, params.alias) for g in track(params.groups, "forecast groups")]
     summary = ForecastSummary(tuple(outcomes))
     create_table_artifact(
         key="forecast-runs",
         table=forecast_artifact_rows(summary),
         description="Forecast runs written, with the MLflow run of the model that made them",
     )
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
     return summary
 
 
 def forecast_artifact_rows(summary: ForecastSummary) -> list[dict[str, str]]:
-    """The artifact's rows: the summary's table, each MLflow run as a link."""
-    return [
+    """The artifact's rows: the summary's table, each MLflow run as a link, then failures."""
+    rows = [
         {
             **{k: cell_text(v) for k, v in r.items() if k != "mlflow_run_id"},
             "mlflow_run": run_link(r["mlflow_run_id"]) if "mlflow_run_id" in r else "",
         }
         for r in summary.rows()
     ]
+    rows += [{"group": f.group, "failed": f.reason} for f in summary.failed]
+    return rows

@@ -12,7 +12,7 @@ from flows.series.candidates import train_candidate
 from flows.series.data import read_group_data
 from flows.series.params import ModelGroup
 from flows.series.promote import promote_group
-from flows.series.results import GroupTraining
+from flows.series.results import GroupFailure, GroupTraining, group_failed
 from flows.tracking.comparison import log_baseline_runs, log_training_dataset
 
 
@@ -58,3 +58,11 @@ def train_group(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining:
         candidates=tuple(c.result() for c in candidates),
         decision=decision,
     )
+
+
+def train_or_fail(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining | GroupFailure:
+    """:func:`train_group`, with its failure (a user's or a bug) as the group's outcome."""
+    try:
+        return train_group(group, run_tags)
+    except Exception as exc:
+        return group_failed(group.name, exc)

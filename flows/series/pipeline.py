@@ -23,9 +23,12 @@ from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, ModelGroup, PipelineParams, TrainParams
 from flows.series.results import (
     ForecastSummary,
+    GroupFailure,
     GroupForecast,
+    GroupsFailed,
     PipelineSummary,
     TrainingSummary,
+    summary_of,
 )
 from flows.series.train import train_forecasters
 from flows.settings import Settings
@@ -103,7 +106,12 @@ def retrain_due(
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
-    """Ingest configured sources, retrain when due, then forecast every group."""
+    """Ingest configured sources, retrain when due, then forecast every group.
+
+    A group whose retrain fails is still forecast with its current champion; when any group
+    failed to train or forecast, the flow ends Failed naming them (:class:`GroupsFailed`,
+    carrying the summary) after every group ran.
+    """
     params = params or PipelineParams()
     logger = get_run_logger()
     ingested: list[dict[str, object]] = []
@@ -121,15 +129,20 @@ def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
         logger.info("%s: %s retrain (%s)", group.name, "will" if is_due else "will not", why)
         if is_due:
             due.append(group)
-    trained = train_forecasters(TrainParams(groups=due)) if due else TrainingSummary()
-    forecasts = forecast(ForecastParams(groups=params.groups))
+    trained = (
+        summary_of(lambda: train_forecasters(TrainParams(groups=due))) if due else TrainingSummary()
+    )
+    forecasts = summary_of(lambda: forecast(ForecastParams(groups=params.groups)))
     summary = PipelineSummary(ingested, reasons, trained, forecasts)
     create_markdown_artifact(key="pipeline", markdown=pipeline_report(summary))
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
     return summary
 
 
 def pipeline_report(summary: PipelineSummary) -> str:
-    """Markdown: ingest counts, the retrain decision per group, champion changes, forecasts."""
+    """Markdown: ingest counts, the retrain decision per group, champion changes, forecasts,
+    and each group's failure."""
     rows = []
     for group, why in summary.retrain.items():
         rows.append(
@@ -151,11 +164,13 @@ def pipeline_report(summary: PipelineSummary) -> str:
 
 
 def _champion_change(trained: TrainingSummary, group: str) -> str:
-    """``promoted: lstm v3 (run ...)``, ``kept: ...``, or ``-`` (not due)."""
+    """``promoted: lstm v3 (run ...)``, ``kept: ...``, ``failed: why``, or ``-`` (not due)."""
     try:
         outcome = trained.outcome(group)
     except KeyError:
         return "-"
+    if isinstance(outcome, GroupFailure):
+        return f"failed: {outcome.reason}"
     d = outcome.decision
     return (
         f"{'promoted' if d.promoted else 'kept'}: {d.challenger} "
@@ -164,11 +179,13 @@ def _champion_change(trained: TrainingSummary, group: str) -> str:
 
 
 def _forecast_done(forecasts: ForecastSummary, group: str) -> str:
-    """``N rows, run R``, or why it was skipped."""
+    """``N rows, run R``, why it was skipped, or ``failed: why``."""
     try:
         outcome = forecasts.outcome(group)
     except KeyError:
         return "-"
     if isinstance(outcome, GroupForecast):
         return f"{outcome.rows} rows, run {outcome.run_id}"
+    if isinstance(outcome, GroupFailure):
+        return f"failed: {outcome.reason}"
     return outcome.reason

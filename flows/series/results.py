@@ -1,13 +1,88 @@
-"""What the forecasting flows return: one typed outcome per group (done or skipped), and the
-table rows the CLI, the demo and the flows' artifacts all show."""
+"""What the forecasting flows return: one typed outcome per group (done, skipped, or failed with
+its reason), and the table rows the CLI, the demo and the flows' artifacts all show.
+
+One group's failure is not everyone's: the flows run every group, put each outcome in their
+summary, and only then end Failed (:class:`GroupsFailed`, which carries the summary).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from prefect import get_run_logger
+
+from flows.errors import USER_ERRORS, SeqcastError
 from flows.tracking.promotion import Decision
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class GroupFailure:
+    """A group that could not be trained or forecast, and why.
+
+    Attributes:
+        group: the group's name.
+        error: the exception's type (``SeqcastError``, ``KeyError``).
+        message: the exception's message (first line).
+        user_error: whether a user can fix it (bad data, missing model) or it is a bug.
+    """
+
+    group: str
+    error: str
+    message: str
+    user_error: bool
+
+    @classmethod
+    def of(cls, group: str, exc: BaseException) -> GroupFailure:
+        """The failure of ``group`` that ``exc`` describes."""
+        lines = str(exc).strip().splitlines()
+        return cls(
+            group=group,
+            error=type(exc).__name__,
+            message=lines[0] if lines else repr(exc),
+            user_error=isinstance(exc, USER_ERRORS),
+        )
+
+    @property
+    def reason(self) -> str:
+        """The message; for a bug, prefixed with the exception type."""
+        return self.message if self.user_error else f"{self.error}: {self.message}"
+
+
+def group_failed(group: str, exc: Exception) -> GroupFailure:
+    """Log why ``group`` failed (with the traceback when it is a bug) and describe it."""
+    logger = get_run_logger()
+    if isinstance(exc, USER_ERRORS):
+        logger.error("group %s failed: %s", group, exc)
+    else:
+        logger.error("group %s failed with a bug", group, exc_info=exc)
+    return GroupFailure.of(group, exc)
+
+
+class GroupsFailed(SeqcastError):
+    """Some groups failed after every group ran; ``summary`` holds every group's outcome."""
+
+    def __init__(self, summary: object, failures: Sequence[GroupFailure]) -> None:
+        self.summary = summary
+        self.failures = tuple(failures)
+        named = "; ".join(f"{f.group} ({f.reason})" for f in self.failures)
+        super().__init__(f"{len(self.failures)} group(s) failed: {named}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect persists a failed flow's exception: rebuild it from the same arguments.
+        return (type(self), (self.summary, self.failures))
+
+
+def summary_of(run: Callable[[], S]) -> S:
+    """Run a flow and return its summary, also when it ended Failed because groups failed."""
+    try:
+        return run()
+    except GroupsFailed as exc:
+        return cast(S, exc.summary)
 
 
 @dataclass(frozen=True)
@@ -54,14 +129,19 @@ def _fixed(metrics: dict[str, float], key: str, digits: int) -> str:
 class TrainingSummary:
     """Every group's outcome of a ``train-forecasters`` run, in the groups' order."""
 
-    outcomes: tuple[GroupTraining, ...] = ()
+    outcomes: tuple[GroupTraining | GroupFailure, ...] = ()
 
     @property
     def trained(self) -> list[GroupTraining]:
         """The groups that trained (promoted or not)."""
-        return list(self.outcomes)
+        return [o for o in self.outcomes if isinstance(o, GroupTraining)]
 
-    def outcome(self, group: str) -> GroupTraining:
+    @property
+    def failed(self) -> list[GroupFailure]:
+        """The groups that failed."""
+        return [o for o in self.outcomes if isinstance(o, GroupFailure)]
+
+    def outcome(self, group: str) -> GroupTraining | GroupFailure:
         """The outcome of ``group``."""
         for o in self.outcomes:
             if o.group == group:
@@ -69,8 +149,11 @@ class TrainingSummary:
         raise KeyError(f"no group {group!r} in this run")
 
     def group(self, group: str) -> GroupTraining:
-        """The training of ``group``."""
-        return self.outcome(group)
+        """The training of ``group``; fails naming the reason when the group failed."""
+        found = self.outcome(group)
+        if isinstance(found, GroupFailure):
+            raise LookupError(f"group {group!r} failed: {found.reason}")
+        return found
 
     def candidate_rows(self) -> list[dict[str, str]]:
         """One row per candidate next to the seasonal-naive baseline on the same windows.
@@ -128,7 +211,7 @@ class ForecastSkipped:
     series_skipped: dict[str, str] = field(default_factory=dict)
 
 
-ForecastOutcome = GroupForecast | ForecastSkipped
+ForecastOutcome = GroupForecast | ForecastSkipped | GroupFailure
 FORECAST_COLUMNS = ("group", "model", "run_id", "rows", "series", "created", "skipped")
 
 
@@ -142,6 +225,11 @@ class ForecastSummary:
     def written(self) -> list[GroupForecast]:
         """The groups that wrote (or found already written) a forecast run."""
         return [o for o in self.outcomes if isinstance(o, GroupForecast)]
+
+    @property
+    def failed(self) -> list[GroupFailure]:
+        """The groups that failed."""
+        return [o for o in self.outcomes if isinstance(o, GroupFailure)]
 
     def outcome(self, group: str) -> ForecastOutcome:
         """The outcome of ``group``."""
@@ -159,7 +247,7 @@ class ForecastSummary:
         return found
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per group.
+        """One row per group that did not fail.
 
         Keys: group, model, run_id, rows, series, created, mlflow_run_id (forecasts written),
         skipped (why nothing was written), not forecast (the series left out and why).
@@ -176,8 +264,10 @@ class ForecastSummary:
                     "created": o.created,
                     "mlflow_run_id": o.mlflow_run_id,
                 }
-            else:
+            elif isinstance(o, ForecastSkipped):
                 row = {"group": o.group, "skipped": o.reason}
+            else:
+                continue
             row["not forecast"] = "; ".join(f"{k}: {v}" for k, v in o.series_skipped.items())
             rows.append(row)
         return rows
@@ -197,3 +287,8 @@ class PipelineSummary:
         """Rows received and accepted over every ingest batch."""
         received = sum(int(cast(int, b["received"])) for b in self.ingest)
         return received, sum(int(cast(int, b["accepted"])) for b in self.ingest)
+
+    @property
+    def failed(self) -> list[GroupFailure]:
+        """Every failure: training first, then forecasting (a group may fail in both)."""
+        return [*self.train.failed, *self.forecast.failed]
