@@ -224,8 +224,8 @@ def main() -> None:
         with StackSampler(classify) as sampler, Timer() as flow_t:
             summary = pipeline(params)
         runs[name] = (flow_t.seconds, sampler)
-        forecast = summary["forecast"]["m4"]
-        forecasted[name] = forecast.get("rows") == series * group.horizon
+        forecast = summary.forecast.outcome("m4")
+        forecasted[name] = getattr(forecast, "rows", None) == series * group.horizon
         if not forecasted[name]:
             print(f"pipeline_overhead: {name} run wrote no forecast run: {forecast}")
         if name == "cold" and not forecasted[name]:

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     from db.observations import list_series, read_observations
     from flows.series.params import IngestParams, ModelGroup, PipelineParams
     from flows.series.pipeline import pipeline
+    from flows.series.results import GroupForecast
 
     postgres = info["schema"] is not None
     admin = None
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             last = read_last()
         gc.collect()
         conns, conns_all, targets = db_connections()
-        fc = summary.get("forecast", {}).get(group.name, {})
+        fc = summary.forecast.outcome(group.name)
         samples.append(
             Sample(
                 run=run,
@@ -245,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow_conns=sum(t == str(info["mlflow_file"]) for t in targets),
                 tmp_mb=dir_mb(info["tmp"]),
                 children_mb=children_rss_mb(),
-                forecast_created=bool(fc.get("created")),
-                rows_inserted=sum(int(b.get("inserted", 0)) for b in summary.get("ingest", [])),
+                forecast_created=isinstance(fc, GroupForecast) and fc.created,
+                rows_inserted=sum(int(b.get("inserted", 0)) for b in summary.ingest),
             )
         )
         if run > 1 and not samples[-1].forecast_created:

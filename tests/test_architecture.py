@@ -145,3 +145,35 @@ def import_graph_external(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
     return names
+
+
+def test_tracking_imports_nothing_of_the_series_and_text_flows() -> None:
+    offenders = [
+        f"{module}: {target}"
+        for module, targets in import_graph().items()
+        if module.startswith("flows.tracking")
+        for target in sorted(targets)
+        if target.startswith(("flows.series", "flows.text"))
+    ]
+    assert offenders == []
+
+
+MAX_FUNCTION_LINES = 60
+MAX_FILE_LINES = 300
+
+
+def test_flows_functions_and_files_stay_short() -> None:
+    """No function in flows/ over 60 lines unless its docstring says why (``Long because``);
+    no file over 300 lines."""
+    long: list[str] = []
+    for path in sorted((ROOT / "flows").rglob("*.py")):
+        source = path.read_text()
+        if source.count("\n") > MAX_FILE_LINES:
+            long.append(f"{path.relative_to(ROOT)}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                reason = "Long because" in (ast.get_docstring(node) or "")
+                if lines > MAX_FUNCTION_LINES and not reason:
+                    long.append(f"{path.relative_to(ROOT)}: {node.name} has {lines} lines")
+    assert long == []

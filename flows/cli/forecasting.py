@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
 
 from flows.cli.common import preflight, print_rows, user_errors
 from flows.errors import SeqcastError
+
+if TYPE_CHECKING:
+    from flows.series.results import GroupFailure, TrainingSummary
 
 app = typer.Typer()
 GROUPS = typer.Option(None, "--group", help="model group(s); default all")
@@ -29,30 +34,37 @@ def select_groups(names: list[str] | None) -> list[Any]:
 @app.command()
 @user_errors
 def train(group: list[str] = GROUPS) -> None:
-    """Train, backtest, register and promote the forecasters of each group."""
+    """Train, backtest, register and promote the forecasters of each group.
+
+    Exits 1 when a group failed, after the table of the groups that trained.
+    """
     from flows.series.params import TrainParams
+    from flows.series.results import summary_of
     from flows.series.train import train_forecasters
 
     params = TrainParams(groups=select_groups(group))
     preflight()
-    print_training(train_forecasters(params))
+    summary = summary_of(lambda: train_forecasters(params))
+    print_training(summary)
+    exit_on_failures(summary.failed)
 
 
 @app.command()
 @user_errors
 def forecast(group: list[str] = GROUPS) -> None:
-    """Forecast every active series with its group's champion and write one run per group."""
+    """Forecast every active series with its group's champion and write one run per group.
+
+    Exits 1 when a group failed, after the table of the other groups.
+    """
     from flows.series.forecast import forecast as forecast_flow
     from flows.series.params import ForecastParams
+    from flows.series.results import FORECAST_COLUMNS, summary_of
 
     params = ForecastParams(groups=select_groups(group))
     preflight()
-    summary = forecast_flow(params)
-    print_rows(
-        "forecast",
-        [{"group": g, **s} for g, s in summary.items()],
-        ["group", "model", "run_id", "rows", "series", "created", "skipped"],
-    )
+    summary = summary_of(lambda: forecast_flow(params))
+    print_rows("forecast", summary.rows(), FORECAST_COLUMNS)
+    exit_on_failures(summary.failed)
 
 
 @app.command()
@@ -61,37 +73,37 @@ def pipeline(
     bundled: list[str] = typer.Option([], "--bundled", help="bundled data set(s) to ingest first"),
     retrain_after_hours: float = typer.Option(24.0, help="retrain when the champion is older"),
 ) -> None:
-    """Ingest, retrain the groups that are due, forecast: what the scheduled deployment runs."""
+    """Ingest, retrain the groups that are due, forecast: what the scheduled deployment runs.
+
+    Exits 1 when a group failed to train or forecast, after the table of the others.
+    """
     from flows.series.params import IngestParams, PipelineParams
     from flows.series.pipeline import pipeline as pipeline_flow
+    from flows.series.results import summary_of
 
     params = PipelineParams(
         ingest=IngestParams(bundled=bundled), retrain_after_hours=retrain_after_hours
     )
     preflight()
-    summary = pipeline_flow(params)
-    print_training(summary.get("train", {}))
+    summary = summary_of(lambda: pipeline_flow(params))
+    print_training(summary.train)
+    exit_on_failures(summary.failed)
 
 
-def print_training(summary: dict[str, Any]) -> None:
+def print_training(summary: TrainingSummary) -> None:
     """Each candidate next to the seasonal-naive baseline on the same backtest windows."""
-    rows = []
-    for group, s in summary.items():
-        for cell, m in s["candidates"].items():
-            rows.append(
-                {
-                    "group": group,
-                    "model": cell,
-                    "version": m["version"],
-                    "MASE": f"{m.get('backtest_mase', float('nan')):.3f}",
-                    "sMAPE": f"{m.get('backtest_smape', float('nan')):.2f}",
-                    "seasonal-naive MASE": f"{m.get('seasonal_naive_mase', float('nan')):.3f}",
-                    "seasonal-naive sMAPE": f"{m.get('seasonal_naive_smape', float('nan')):.2f}",
-                    "champion": "yes"
-                    if s["decision"]["promoted"]
-                    and s["decision"]["challenger"].startswith(f"{cell} ")
-                    else "",
-                }
-            )
+    from flows.series.results import TRAINING_COLUMNS
+
+    rows = summary.candidate_rows()
     if rows:
-        print_rows("models vs seasonal naive (backtest)", rows)
+        print_rows("models vs seasonal naive (backtest)", rows, TRAINING_COLUMNS)
+
+
+def exit_on_failures(failures: Sequence[GroupFailure]) -> None:
+    """One line per failed group on stderr, then exit 1; nothing when none failed."""
+    if not failures:
+        return
+    err = Console(stderr=True, soft_wrap=True)
+    for f in failures:
+        err.print(f"[red]failed:[/red] group {f.group}: {f.reason}", highlight=False)
+    raise typer.Exit(1)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from flows.cli.common import preflight, print_rejects, print_rows, user_errors
 from flows.errors import SeqcastError
+
+if TYPE_CHECKING:
+    from flows.text.results import TextTrainingSummary
 
 app = typer.Typer()
 
@@ -70,24 +73,14 @@ def train_text(
     print_text_training(summary)
 
 
-def print_text_training(summary: dict[str, object]) -> None:
+def print_text_training(summary: TextTrainingSummary) -> None:
     """Each text model's held-out score and the promotion decision."""
-    rows = []
-    for task_name, s in summary.items():
-        s = cast(dict[str, object], s)
-        d = cast(dict[str, object], s["decision"])
-        rows.append(
-            {
-                "task": task_name,
-                "model": f"{s['registered_model']} v{s['version']}",
-                "documents": s["documents"],
-                "held-out score": f"{cast(float, d['challenger_score']):.4f}",
-                "champion": "promoted" if d["promoted"] else "kept",
-                "reason": d["reason"],
-            }
-        )
+    rows = summary.rows()
     if rows:
-        print_rows("text models (held-out documents)", rows, list(rows[0]))
+        print_rows("text models (held-out documents)", rows, TRAINING_COLUMNS)
+
+
+TRAINING_COLUMNS = ("task", "model", "documents", "held-out score", "champion", "reason")
 
 
 @app.command("score-text")
@@ -99,6 +92,7 @@ def score_text(
 ) -> None:
     """Score documents not yet scored by each champion; write predictions in one transaction."""
     from flows.text.params import ScoreTextParams
+    from flows.text.results import SCORING_COLUMNS
     from flows.text.score import score_text as score_flow
 
     params = ScoreTextParams(
@@ -108,7 +102,4 @@ def score_text(
     )
     preflight()
     summary = score_flow(params)
-    print_rows(
-        "score-text", [{"task": t, **s} for t, s in summary.items()],
-        ["task", "model", "documents", "written", "skipped"],
-    )  # fmt: skip
+    print_rows("score-text", summary.rows(), SCORING_COLUMNS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 import pandas as pd
 from rich.console import Console
@@ -11,10 +11,17 @@ from sqlalchemy import Engine, text
 
 from db import make_engine
 from db.migrate import upgrade
-from flows.demo.text import run_text_demo
+from flows.demo.text import TextDemoSummary, run_text_demo
 from flows.reports.tables import rich_table
 from flows.series.params import IngestParams, PipelineParams
 from flows.series.pipeline import pipeline
+from flows.series.results import (
+    ForecastSummary,
+    GroupsFailed,
+    PipelineSummary,
+    TrainingSummary,
+    summary_of,
+)
 from flows.settings import Settings
 
 EXAMPLE_QUERIES = {
@@ -32,8 +39,27 @@ EXAMPLE_QUERIES = {
 }
 
 
-def run_demo(console: Console) -> dict[str, Any]:
-    """Migrate, run ``pipeline`` on the bundled glucose and stock data, print a summary."""
+MODEL_COLUMNS = (
+    "group", "model", "version", "MASE", "sMAPE", "MAE", "coverage", "seasonal-naive MASE",
+    "seasonal-naive sMAPE", "seasonal-naive MAE",
+)  # fmt: skip
+FORECAST_COLUMNS = ("group", "model", "run_id", "rows", "series", "created", "not forecast")
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What ``seqcast demo`` ran: the pipeline on the bundled series, then the text part."""
+
+    pipeline: PipelineSummary
+    text: TextDemoSummary
+
+
+def run_demo(console: Console) -> DemoSummary:
+    """Migrate, run ``pipeline`` on the bundled glucose and stock data, print a summary.
+
+    Raises:
+        GroupsFailed: a group failed to train or forecast (after everything else was shown).
+    """
     settings = Settings.from_env()
     t0 = time.perf_counter()
     engine = make_engine(settings.database_url)
@@ -42,25 +68,28 @@ def run_demo(console: Console) -> dict[str, Any]:
         f"[bold]database[/bold] {engine.url.render_as_string(hide_password=True)} (migration {rev})"
     )
     console.print(f"[bold]mlflow[/bold]   {settings.mlflow_tracking_uri}")
-    summary = pipeline(
-        PipelineParams(ingest=IngestParams(bundled=["glucose", "stocks"]), retrain_after_hours=0.0)
+    params = PipelineParams(
+        ingest=IngestParams(bundled=["glucose", "stocks"]), retrain_after_hours=0.0
     )
+    summary = summary_of(lambda: pipeline(params))
     elapsed = time.perf_counter() - t0
     console.rule("seqcast demo: summary")
     show_data(console, engine, summary)
-    show_models(console, summary)
-    show_forecasts(console, summary)
+    show_models(console, summary.train)
+    show_forecasts(console, summary.forecast)
     console.rule("look at the results")
     show_where_to_look(console, engine, settings)
-    summary["text"] = run_text_demo(console, engine)
+    text_summary = run_text_demo(console, engine)
     console.print(
         f"\ndemo finished in {time.perf_counter() - t0:.0f} s (forecasting part {elapsed:.0f} s)"
     )
     engine.dispose()
-    return summary
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
+    return DemoSummary(summary, text_summary)
 
 
-def show_data(console: Console, engine: Engine, summary: dict[str, Any]) -> None:
+def show_data(console: Console, engine: Engine, summary: PipelineSummary) -> None:
     """Series per kind in the database, and the ingest batches of this run."""
     with engine.connect() as conn:
         series = pd.read_sql(
@@ -72,49 +101,31 @@ def show_data(console: Console, engine: Engine, summary: dict[str, Any]) -> None
             conn,
         )
     console.print(rich_table("Series in the database", series))
-    ingest_rows = pd.DataFrame(summary.get("ingest", []))
+    ingest_rows = pd.DataFrame(summary.ingest)
     if not ingest_rows.empty:
         columns = ["source", "received", "accepted", "rejected", "inserted", "already_loaded"]
         console.print(rich_table("Ingest batches", ingest_rows, columns))
 
 
-def show_models(console: Console, summary: dict[str, Any]) -> None:
-    """Every candidate's backtest next to the seasonal-naive baseline, and each champion change."""
-    models = []
-    for group, s in summary.get("train", {}).items():
-        for cell, m in s["candidates"].items():
-            models.append(
-                {
-                    "group": group,
-                    "model": f"{cell} v{m['version']}",
-                    "MASE": round(m.get("backtest_mase", float("nan")), 3),
-                    "sMAPE": round(m.get("backtest_smape", float("nan")), 2),
-                    "MAE": round(m.get("backtest_mae", float("nan")), 3),
-                    "coverage": round(m.get("backtest_coverage", float("nan")), 3),
-                    "s-naive MASE": round(m.get("seasonal_naive_mase", float("nan")), 3),
-                    "s-naive sMAPE": round(m.get("seasonal_naive_smape", float("nan")), 2),
-                    "s-naive MAE": round(m.get("seasonal_naive_mae", float("nan")), 3),
-                }
-            )
-        d = s["decision"]
-        change = d["challenger"] if d["promoted"] else "unchanged"
-        console.print(f"{group}: champion -> {change} ({d['reason']})")
-    if models:
+def show_models(console: Console, summary: TrainingSummary) -> None:
+    """Every candidate's backtest next to the seasonal-naive baseline, each champion change,
+    and each group that failed."""
+    for g in summary.trained:
+        change = g.decision.challenger if g.decision.promoted else "unchanged"
+        console.print(f"{g.group}: champion -> {change} ({g.decision.reason})")
+    for f in summary.failed:
+        console.print(f"{f.group}: training failed: {f.reason}", highlight=False)
+    rows = summary.candidate_rows()
+    if rows:
         title = "Models (rolling-origin backtest) next to the seasonal-naive baseline"
-        console.print(rich_table(title, models))
+        console.print(rich_table(title, rows, MODEL_COLUMNS))
 
 
-def show_forecasts(console: Console, summary: dict[str, Any]) -> None:
+def show_forecasts(console: Console, summary: ForecastSummary) -> None:
     """The forecast run each group wrote, and the series it could not forecast."""
-    written = [
-        {
-            "group": g,
-            **{k: s.get(k) for k in ("model", "run_id", "rows", "series", "created")},
-            "not forecast": "; ".join(f"{k}: {v}" for k, v in s.get("series_skipped", {}).items()),
-        }
-        for g, s in summary.get("forecast", {}).items()
-    ]
-    console.print(rich_table("Forecast rows written", written))
+    console.print(rich_table("Forecast rows written", summary.rows(), FORECAST_COLUMNS))
+    for f in summary.failed:
+        console.print(f"{f.group}: forecast failed: {f.reason}", highlight=False)
 
 
 def show_where_to_look(console: Console, engine: Engine, settings: Settings) -> None:

@@ -3,6 +3,7 @@ predictions, through the same flows the deployments run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from flows.text.params import (
     TaggerParams,
     TrainTextParams,
 )
+from flows.text.results import ScoringSummary, TextTrainingSummary
 from flows.text.score import score_text
 from flows.text.train import train_text
 
@@ -47,18 +49,27 @@ EXAMPLE_QUERIES = {
 }
 
 
-def run_text_demo(console: Console, engine: Engine) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TextDemoSummary:
+    """What the text part of the demo ran: ingest batches, training, scoring."""
+
+    ingest: list[dict[str, Any]]
+    train: TextTrainingSummary
+    score: ScoringSummary
+
+
+MODEL_COLUMNS = ("task", "model", "documents", "held-out accuracy", "macro F1", "champion")
+
+
+def run_text_demo(console: Console, engine: Engine) -> TextDemoSummary:
     """Ingest both bundled corpora, train both models, score, and show the results."""
     ingested = ingest_text(IngestTextParams(bundled=["rotten_tomatoes", "turkish_treebank"]))
     trained = train_text(DEMO_TRAINING)
-    scored = {
-        **score_text(
-            ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=[], source_like="%rotten%")
-        ),
-        **score_text(
-            ScoreTextParams(classifier_tasks=[], tagger_tasks=["pos"], source_like="%web.conllu")
-        ),
-    }
+    scored = score_text(
+        ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=[], source_like="%rotten%")
+    ) + score_text(
+        ScoreTextParams(classifier_tasks=[], tagger_tasks=["pos"], source_like="%web.conllu")
+    )
     console.rule("seqcast demo: text models")
     console.print(
         rich_table(
@@ -66,25 +77,10 @@ def run_text_demo(console: Console, engine: Engine) -> dict[str, Any]:
             pd.DataFrame(ingested)[["source", "task", "received", "accepted", "rejected"]],
         )
     )
-    rows = [
-        {
-            "task": task_name,
-            "model": f"{s['registered_model']} v{s['version']}",
-            "documents": s["documents"],
-            "held-out accuracy": round(s.get("test_accuracy", s.get("test_score", 0.0)), 4),
-            "macro F1": round(s.get("test_macro_f1", float("nan")), 4),
-            "champion": "promoted" if s["decision"]["promoted"] else "kept",
-        }
-        for task_name, s in trained.items()
-    ]
-    console.print(rich_table("Text models on held-out documents", pd.DataFrame(rows)))
-    console.print(
-        rich_table(
-            "Text predictions written", pd.DataFrame([{"task": t, **s} for t, s in scored.items()])
-        )
-    )
+    console.print(rich_table("Text models on held-out documents", trained.rows(), MODEL_COLUMNS))
+    console.print(rich_table("Text predictions written", scored.rows()))
     with engine.connect() as conn:
         for title, sql in EXAMPLE_QUERIES.items():
             console.print(f"\n-- {title}\n{sql};", highlight=False)
             console.print(rich_table("", pd.read_sql(text(sql), conn)))
-    return {"ingest": ingested, "train": trained, "score": scored}
+    return TextDemoSummary(ingested, trained, scored)

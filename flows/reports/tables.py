@@ -40,3 +40,10 @@ def rich_table(
     for row in frame.itertuples(index=False):
         table.add_row(*[cell_text(v) for v in row])
     return table
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as a Markdown table with ``columns`` (a missing cell is blank)."""
+    lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+    lines += [f"| {' | '.join(cell_text(r.get(c)) for c in columns)} |" for r in rows]
+    return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
@@ -13,16 +14,48 @@ from prefect.cache_policies import NO_CACHE
 from flows.progress import epoch_progress
 from flows.series.data import GroupData
 from flows.series.params import ModelGroup
+from flows.series.results import CandidateResult
 from flows.series.torchrun import fit_with_torchrun, processes_for
 from flows.tracking import plots
 from flows.tracking.comparison import log_horizon_errors, log_training_dataset
-from flows.tracking.lifecycle import Candidate, champion_weights
+from flows.tracking.lifecycle import champion_weights
 from flows.tracking.registry import log_forecaster
 from flows.tracking.runs import EpochLogger, child_run, flatten, log_step_metric
 from forecasting.backtest import BacktestResult
 from forecasting.forecaster import GlobalForecaster
 from forecasting.spec import ForecasterSpec
 from forecasting.training import Callback, TrainingDiverged, TrainResult
+
+
+def score_of(summary: dict[str, float]) -> float:
+    """Lower is better: mean MASE across series, sMAPE where MASE is undefined."""
+    for key in ("mase", "smape"):
+        value = summary.get(key, math.nan)
+        if math.isfinite(value):
+            return value
+    return math.inf  # no backtest window: never better than anything measured
+
+
+@dataclass
+class Candidate:
+    """A trained and registered model version with its backtest."""
+
+    cell: str
+    run_id: str
+    version: str
+    backtest: BacktestResult
+    forecaster: GlobalForecaster = field(repr=False)
+
+    @property
+    def score(self) -> float:
+        """Lower is better: the backtest's mean MASE (sMAPE where MASE is undefined)."""
+        return score_of(self.backtest.summary["model"])
+
+    def result(self) -> CandidateResult:
+        """What the flow reports of it: version, run and the flat backtest metrics."""
+        return CandidateResult(
+            self.cell, self.version, self.run_id, backtest_metrics(self.backtest)
+        )
 
 
 def backtest_metrics(bt: BacktestResult) -> dict[str, float]:
@@ -91,7 +124,7 @@ def _warm_start_weights(group: ModelGroup, cell: str, nproc: int) -> tuple[Any, 
         return None, "from scratch (warm_start off)"
     if nproc > 1:
         return None, "from scratch: warm start is not supported under torchrun"
-    champion, why = champion_weights(group)
+    champion, why = champion_weights(group.registered_model)
     if champion is None:
         return None, why
     if champion.spec.model.cell != cell:
@@ -110,7 +143,6 @@ def _finish_candidate(
     data: GroupData,
 ) -> Candidate:
     """Backtest, log metrics and figures, and register, inside the candidate's active run."""
-    logger = get_run_logger()
     log_step_metric(client, run_id, "grad_norm_step", result.grad_norms)
     # A model trained by torchrun comes back as an artifact: score it on the same holdout.
     bt = (
@@ -135,26 +167,14 @@ def _finish_candidate(
         "data/training_data.json",
     )
     mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
-    for name, fig in (
-        (
-            "forecast_vs_actual",
-            plots.forecast_vs_actual(bt.examples, f"{group.name} {cell}: last backtest window"),
-        ),
-        ("loss_curve", plots.loss_curves(result.history, f"{group.name} {cell}")),
-        (
-            "grad_norm",
-            plots.grad_norms(result.grad_norms, spec.train.clip_norm, f"{group.name} {cell}"),
-        ),
-    ):
-        mlflow.log_figure(fig, f"plots/{name}.png")
-        plots.close(fig)
+    _log_figures(f"{group.name} {cell}", bt, result, spec.train.clip_norm)
     version = log_forecaster(forecaster, group.registered_model)
     for key in ("backtest_mase", "backtest_smape"):
         if key in metrics:
             client.set_model_version_tag(
                 group.registered_model, version.version, key, f"{metrics[key]:.4f}"
             )
-    logger.info(
+    get_run_logger().info(
         "%s/%s: version %s, MASE %.3f (seasonal naive %.3f), %d epochs in %.1fs",
         group.name,
         cell,
@@ -165,3 +185,17 @@ def _finish_candidate(
         result.seconds,
     )
     return Candidate(cell, run_id, str(version.version), bt, forecaster)
+
+
+def _log_figures(title: str, bt: BacktestResult, result: TrainResult, clip_norm: float) -> None:
+    """The last backtest window, the loss curves and the gradient norms, into the active run."""
+    for name, fig in (
+        (
+            "forecast_vs_actual",
+            plots.forecast_vs_actual(bt.examples, f"{title}: last backtest window"),
+        ),
+        ("loss_curve", plots.loss_curves(result.history, title)),
+        ("grad_norm", plots.grad_norms(result.grad_norms, clip_norm, title)),
+    ):
+        mlflow.log_figure(fig, f"plots/{name}.png")
+        plots.close(fig)

@@ -14,6 +14,7 @@ from prefect import flow
 
 from flows.series.group import train_group
 from flows.series.params import ModelGroup
+from flows.series.results import GroupFailure, GroupTraining, TrainingSummary, group_failed
 from flows.tasks import io_task
 
 # Each group is one task on a Dask worker; its own tasks (read, train, promote) run there too.
@@ -34,12 +35,22 @@ def task_runner(address: str) -> Any:
 
 def train_groups_on_dask(
     groups: list[ModelGroup], run_tags: dict[str, str], address: str
-) -> dict[str, Any]:
-    """Train every group as one Dask task; results in the groups' order."""
+) -> TrainingSummary:
+    """Train every group as one Dask task; outcomes in the groups' order.
+
+    A group whose task failed (after its retry, or at once for a user's error) is a
+    :class:`GroupFailure`; the others' results are kept.
+    """
 
     @flow(name="train-groups-dask", task_runner=task_runner(address))
-    def fan_out() -> dict[str, Any]:
+    def fan_out() -> TrainingSummary:
         futures = [train_group_task.submit(g, run_tags) for g in groups]
-        return {g.name: f.result() for g, f in zip(groups, futures, strict=True)}
+        outcomes: list[GroupTraining | GroupFailure] = []
+        for g, future in zip(groups, futures, strict=True):
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:
+                outcomes.append(group_failed(g.name, exc))
+        return TrainingSummary(tuple(outcomes))
 
     return fan_out()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -13,8 +11,17 @@ from db import make_engine
 from db.forecasts import ForecastRun, WrittenRun, write_forecast_run
 from flows.checks import check_database, check_tracking
 from flows.progress import track
+from flows.reports.tables import cell_text
 from flows.series.data import read_group_data
 from flows.series.params import ForecastParams, ModelGroup
+from flows.series.results import (
+    ForecastOutcome,
+    ForecastSkipped,
+    ForecastSummary,
+    GroupForecast,
+    GroupsFailed,
+    group_failed,
+)
 from flows.settings import Settings
 from flows.tasks import io_task
 from flows.tracking.registry import get_alias, load_forecaster
@@ -47,70 +54,90 @@ def write_run(run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
         engine.dispose()
 
 
-@flow(name="forecast", log_prints=True)
-def forecast(params: ForecastParams | None = None) -> dict[str, Any]:
-    """Forecast every active series of every group with that group's champion."""
-    params = params or ForecastParams()
+def forecast_group(group: ModelGroup, alias: str) -> GroupForecast | ForecastSkipped:
+    """Forecast the group's active series with ``seqcast-<group>@alias``; write one run."""
     logger = get_run_logger()
+    resolved = resolve_model(group, alias)
+    if resolved is None:
+        msg = f"no {group.registered_model}@{alias}; run train-forecasters first"
+        logger.warning(msg)
+        return ForecastSkipped(group.name, msg)
+    version, mlflow_run_id = resolved
+    model = fetch_model(group, version)
+    data = read_group_data(group)
+    rows, skipped = model.predict(data.frame)
+    if rows.empty:
+        return ForecastSkipped(group.name, "no series could be forecast", skipped)
+    # The newest observation any forecast in this run used.
+    forecast_ids = rows["series_id"].unique()
+    issued_at = data.frame.loc[data.frame["series_id"].isin(forecast_ids), "ts"].max()
+    run = ForecastRun(
+        model_name=group.registered_model,
+        model_version=version,
+        mlflow_run_id=mlflow_run_id,
+        horizon=model.spec.model.horizon,
+        issued_at=pd.Timestamp(issued_at).to_pydatetime(),
+        input_sha256=data.sha256,
+        details={"flow_run_id": str(flow_run.id or "local"), "series_skipped": skipped},
+    )
+    written = write_run(run, rows)
+    series = int(rows["series_id"].nunique())
+    logger.info(
+        "%s: %s v%s -> run %s, %d rows for %d series%s",
+        group.name, group.registered_model, version, written.run_id, written.rows, series,
+        "" if written.created else " (same input: existing run kept)",
+    )  # fmt: skip
+    return GroupForecast(
+        group=group.name,
+        model=f"{group.registered_model} v{version}",
+        version=version,
+        mlflow_run_id=mlflow_run_id,
+        run_id=written.run_id,
+        rows=written.rows,
+        series=series,
+        created=written.created,
+        series_skipped=skipped,
+    )
+
+
+def forecast_or_fail(group: ModelGroup, alias: str) -> ForecastOutcome:
+    """:func:`forecast_group`, with its failure (a user's or a bug) as the group's outcome."""
+    try:
+        return forecast_group(group, alias)
+    except Exception as exc:
+        return group_failed(group.name, exc)
+
+
+@flow(name="forecast", log_prints=True)
+def forecast(params: ForecastParams | None = None) -> ForecastSummary:
+    """Forecast every active series of every group with that group's champion.
+
+    Every group runs whatever happens to the others; when any failed, the flow then ends
+    Failed naming them (:class:`GroupsFailed`, carrying the summary).
+    """
+    params = params or ForecastParams()
     check_database()
     check_tracking()
-    summary: dict[str, Any] = {}
-    links: dict[str, str] = {}
-    for group in track(params.groups, "forecast groups"):
-        resolved = resolve_model(group, params.alias)
-        if resolved is None:
-            msg = f"no {group.registered_model}@{params.alias}; run train-forecasters first"
-            logger.warning(msg)
-            summary[group.name] = {"skipped": msg}
-            continue
-        version, mlflow_run_id = resolved
-        model = fetch_model(group, version)
-        data = read_group_data(group)
-        rows, skipped = model.predict(data.frame)
-        if rows.empty:
-            summary[group.name] = {
-                "skipped": "no series could be forecast",
-                "series_skipped": skipped,
-            }
-            continue
-        # The newest observation any forecast in this run used.
-        forecast_ids = rows["series_id"].unique()
-        issued_at = data.frame.loc[data.frame["series_id"].isin(forecast_ids), "ts"].max()
-        run = ForecastRun(
-            model_name=group.registered_model,
-            model_version=version,
-            mlflow_run_id=mlflow_run_id,
-            horizon=model.spec.model.horizon,
-            issued_at=pd.Timestamp(issued_at).to_pydatetime(),
-            input_sha256=data.sha256,
-            details={"flow_run_id": str(flow_run.id or "local"), "series_skipped": skipped},
-        )
-        written = write_run(run, rows)
-        logger.info(
-            "%s: %s v%s -> run %s, %d rows for %d series%s",
-            group.name,
-            group.registered_model,
-            version,
-            written.run_id,
-            written.rows,
-            rows["series_id"].nunique(),
-            "" if written.created else " (same input: existing run kept)",
-        )
-        summary[group.name] = {
-            "model": f"{group.registered_model} v{version}",
-            "run_id": written.run_id,
-            "rows": written.rows,
-            "series": int(rows["series_id"].nunique()),
-            "created": written.created,
-            "series_skipped": skipped,
-        }
-        links[group.name] = run_link(mlflow_run_id)
+    outcomes = [forecast_or_fail(g, params.alias) for g in track(params.groups, "forecast groups")]
+    summary = ForecastSummary(tuple(outcomes))
     create_table_artifact(
         key="forecast-runs",
-        table=[
-            {"group": g, **{k: str(v) for k, v in s.items()}, "mlflow_run": links.get(g, "")}
-            for g, s in summary.items()
-        ],
+        table=forecast_artifact_rows(summary),
         description="Forecast runs written, with the MLflow run of the model that made them",
     )
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
     return summary
+
+
+def forecast_artifact_rows(summary: ForecastSummary) -> list[dict[str, str]]:
+    """The artifact's rows: the summary's table, each MLflow run as a link, then failures."""
+    rows = [
+        {
+            **{k: cell_text(v) for k, v in r.items() if k != "mlflow_run_id"},
+            "mlflow_run": run_link(r["mlflow_run_id"]) if "mlflow_run_id" in r else "",
+        }
+        for r in summary.rows()
+    ]
+    rows += [{"group": f.group, "failed": f.reason} for f in summary.failed]
+    return rows

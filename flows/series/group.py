@@ -3,23 +3,25 @@ register and promote; the unit the fan-out runs on each Dask worker."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import mlflow
 
 from flows.errors import SeqcastError
-from flows.series.candidates import backtest_metrics, train_candidate
+from flows.series.candidates import train_candidate
 from flows.series.data import read_group_data
 from flows.series.params import ModelGroup
-from flows.tasks import io_task
+from flows.series.promote import promote_group
+from flows.series.results import GroupFailure, GroupTraining, group_failed
 from flows.tracking.comparison import log_baseline_runs, log_training_dataset
-from flows.tracking.lifecycle import promote
-
-promote_task = io_task(name="promote")(promote)
 
 
-def train_group(group: ModelGroup, run_tags: dict[str, str]) -> dict[str, Any]:
-    """One group: read its series, train every cell type, backtest, register, promote."""
+def train_group(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining:
+    """One group: read its series, train every cell type, backtest, register, promote.
+
+    Raises:
+        SeqcastError: the group has no data, or every candidate diverged.
+    """
     data = read_group_data(group)
     tags = {**run_tags, "group": group.name, "data_sha256": data.sha256}
     with mlflow.start_run(run_name=f"train-{group.name}", tags=tags) as parent:
@@ -44,17 +46,23 @@ def train_group(group: ModelGroup, run_tags: dict[str, str]) -> dict[str, Any]:
                 f"see MLflow run {parent.info.run_id}"
             )
         log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
-        decision = promote_task(group, candidates, data)
-        mlflow.log_dict(decision, "promotion.json")
-        mlflow.set_tags({"champion_change": str(decision["promoted"]).lower()})
-    return {
-        "registered_model": group.registered_model,
-        "parent_run_id": parent.info.run_id,
-        "rows": data.rows,
-        "series": len(data.freqs),
-        "candidates": {
-            c.cell: {"version": c.version, "run_id": c.run_id, **backtest_metrics(c.backtest)}
-            for c in candidates
-        },
-        "decision": decision,
-    }
+        decision = promote_group(group, candidates, data)
+        mlflow.log_dict(dataclasses.asdict(decision), "promotion.json")
+        mlflow.set_tags({"champion_change": str(decision.promoted).lower()})
+    return GroupTraining(
+        group=group.name,
+        registered_model=group.registered_model,
+        parent_run_id=parent.info.run_id,
+        rows=data.rows,
+        series=len(data.freqs),
+        candidates=tuple(c.result() for c in candidates),
+        decision=decision,
+    )
+
+
+def train_or_fail(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining | GroupFailure:
+    """:func:`train_group`, with its failure (a user's or a bug) as the group's outcome."""
+    try:
+        return train_group(group, run_tags)
+    except Exception as exc:
+        return group_failed(group.name, exc)

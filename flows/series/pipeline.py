@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pandas as pd
@@ -18,9 +17,19 @@ from prefect.artifacts import create_markdown_artifact
 from db import make_engine
 from db.accuracy import live_errors
 from flows.checks import check_tracking
+from flows.reports.tables import markdown_table
 from flows.series.forecast import forecast
 from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, ModelGroup, PipelineParams, TrainParams
+from flows.series.results import (
+    ForecastSummary,
+    GroupFailure,
+    GroupForecast,
+    GroupsFailed,
+    PipelineSummary,
+    TrainingSummary,
+    summary_of,
+)
 from flows.series.train import train_forecasters
 from flows.settings import Settings
 from flows.tracking.lifecycle import CHAMPION
@@ -96,13 +105,18 @@ def retrain_due(
 
 
 @flow(name="pipeline", log_prints=True)
-def pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
-    """Ingest configured sources, retrain when due, then forecast every group."""
+def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
+    """Ingest configured sources, retrain when due, then forecast every group.
+
+    A group whose retrain fails is still forecast with its current champion; when any group
+    failed to train or forecast, the flow ends Failed naming them (:class:`GroupsFailed`,
+    carrying the summary) after every group ran.
+    """
     params = params or PipelineParams()
     logger = get_run_logger()
-    summary: dict[str, Any] = {}
+    ingested: list[dict[str, object]] = []
     if params.ingest.paths or params.ingest.bundled or params.ingest.config:
-        summary["ingest"] = ingest(params.ingest)
+        ingested = ingest(params.ingest)
     check_tracking()
     client = MlflowClient()
     due: list[ModelGroup] = []
@@ -115,32 +129,63 @@ def pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
         logger.info("%s: %s retrain (%s)", group.name, "will" if is_due else "will not", why)
         if is_due:
             due.append(group)
-    summary["retrain"] = reasons
-    summary["train"] = train_forecasters(TrainParams(groups=due)) if due else {}
-    summary["forecast"] = forecast(ForecastParams(groups=params.groups))
+    trained = (
+        summary_of(lambda: train_forecasters(TrainParams(groups=due))) if due else TrainingSummary()
+    )
+    forecasts = summary_of(lambda: forecast(ForecastParams(groups=params.groups)))
+    summary = PipelineSummary(ingested, reasons, trained, forecasts)
     create_markdown_artifact(key="pipeline", markdown=pipeline_report(summary))
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
     return summary
 
 
-def pipeline_report(summary: dict[str, Any]) -> str:
-    """Markdown: ingest counts, the retrain decision per group, champion changes, forecasts."""
-    lines = ["| group | retrain decision | champion change | forecast |", "|---|---|---|---|"]
-    for group, why in summary["retrain"].items():
-        trained = summary["train"].get(group)
-        change = "-"
-        if trained:
-            d = trained["decision"]
-            change = f"{'promoted' if d['promoted'] else 'kept'}: {d['challenger']} " + (
-                f"(run {run_link(trained['parent_run_id'])})"
-            )
-        f = summary["forecast"].get(group, {})
-        done = f"{f['rows']} rows, run {f['run_id']}" if "rows" in f else f.get("skipped", "-")
-        lines.append(f"| {group} | {why} | {change} | {done} |")
-    ingested = summary.get("ingest") or []
-    if ingested:
-        received = sum(int(r["received"]) for r in ingested)
-        accepted = sum(int(r["accepted"]) for r in ingested)
+def pipeline_report(summary: PipelineSummary) -> str:
+    """Markdown: ingest counts, the retrain decision per group, champion changes, forecasts,
+    and each group's failure."""
+    rows = []
+    for group, why in summary.retrain.items():
+        rows.append(
+            {
+                "group": group,
+                "retrain decision": why,
+                "champion change": _champion_change(summary.train, group),
+                "forecast": _forecast_done(summary.forecast, group),
+            }
+        )
+    lines = [markdown_table(rows, ("group", "retrain decision", "champion change", "forecast"))]
+    if summary.ingest:
+        received, accepted = summary.ingest_counts()
         lines.append(
-            f"\nIngest: {len(ingested)} batch(es), {received} rows received, {accepted} accepted."
+            f"\nIngest: {len(summary.ingest)} batch(es), {received} rows received, "
+            f"{accepted} accepted."
         )
     return "\n".join(lines)
+
+
+def _champion_change(trained: TrainingSummary, group: str) -> str:
+    """``promoted: lstm v3 (run ...)``, ``kept: ...``, ``failed: why``, or ``-`` (not due)."""
+    try:
+        outcome = trained.outcome(group)
+    except KeyError:
+        return "-"
+    if isinstance(outcome, GroupFailure):
+        return f"failed: {outcome.reason}"
+    d = outcome.decision
+    return (
+        f"{'promoted' if d.promoted else 'kept'}: {d.challenger} "
+        f"(run {run_link(outcome.parent_run_id)})"
+    )
+
+
+def _forecast_done(forecasts: ForecastSummary, group: str) -> str:
+    """``N rows, run R``, why it was skipped, or ``failed: why``."""
+    try:
+        outcome = forecasts.outcome(group)
+    except KeyError:
+        return "-"
+    if isinstance(outcome, GroupForecast):
+        return f"{outcome.rows} rows, run {outcome.run_id}"
+    if isinstance(outcome, GroupFailure):
+        return f"failed: {outcome.reason}"
+    return outcome.reason

@@ -2,66 +2,58 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.checks import check_database, check_tracking
-from flows.series.group import train_group
+from flows.reports.tables import markdown_table
+from flows.series.group import train_or_fail
 from flows.series.params import TrainParams
+from flows.series.results import GroupsFailed, TrainingSummary
 from flows.tracking.runs import run_link
+
+REPORT_COLUMNS = (
+    "group", "model", "version", "MASE", "sMAPE", "seasonal-naive MASE", "seasonal-naive sMAPE",
+    "MLflow run",
+)  # fmt: skip
 
 
 @flow(name="train-forecasters", log_prints=True)
-def train_forecasters(params: TrainParams | None = None) -> dict[str, Any]:
+def train_forecasters(params: TrainParams | None = None) -> TrainingSummary:
     """For each group: read its series, train every cell type, backtest, register, promote.
 
-    With ``dask_address`` the groups train in parallel on a Dask cluster (flows/series/fanout.py).
+    Every group runs whatever happens to the others; when any failed, the flow then ends
+    Failed naming them (:class:`GroupsFailed`, carrying the summary). With ``dask_address``
+    the groups train in parallel on a Dask cluster (flows/series/fanout.py).
     """
     params = params or TrainParams()
     check_database()
     check_tracking()
     run_tags = {"flow_run_id": str(flow_run.id or "local"), "flow": "train-forecasters"}
     if params.dask_address is None:
-        summary = {g.name: train_group(g, run_tags) for g in params.groups}
+        summary = TrainingSummary(tuple(train_or_fail(g, run_tags) for g in params.groups))
     else:
         from flows.series.fanout import train_groups_on_dask  # prefect-dask only when asked
 
         summary = train_groups_on_dask(params.groups, run_tags, params.dask_address)
     create_markdown_artifact(key="train-forecasters", markdown=training_report(summary))
+    if summary.failed:
+        raise GroupsFailed(summary, summary.failed)
     return summary
 
 
-def training_report(summary: dict[str, Any]) -> str:
-    """Markdown: each candidate next to the seasonal-naive baseline, its MLflow run, and the
-    champion decision per group."""
-    lines = [
-        "| group | model | version | MASE | sMAPE | seasonal-naive MASE | seasonal-naive sMAPE "
-        "| MLflow run |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for group, s in summary.items():
-        for cell, m in s["candidates"].items():
-            lines.append(
-                f"| {group} | {cell} | {m['version']} "
-                f"| {m.get('backtest_mase', math.nan):.3f} "
-                f"| {m.get('backtest_smape', math.nan):.2f} "
-                f"| {m.get('seasonal_naive_mase', math.nan):.3f} "
-                f"| {m.get('seasonal_naive_smape', math.nan):.2f} "
-                f"| {run_link(m['run_id'])} |"
-            )
-    for group, s in summary.items():
-        d = s["decision"]
-        change = (
-            f"champion is now v{d['challenger_version']}"
-            if d["promoted"]
-            else f"champion stays {d.get('champion', '(none)')}"
-        )
+def training_report(summary: TrainingSummary) -> str:
+    """Markdown: each candidate next to the seasonal-naive baseline, its MLflow run, the
+    champion decision per group, and each failed group with its reason."""
+    rows = [{**r, "MLflow run": run_link(r["run_id"])} for r in summary.candidate_rows()]
+    lines = [markdown_table(rows, REPORT_COLUMNS)]
+    for g in summary.trained:
+        d = g.decision
         lines.append(
-            f"\n**{group}** ({s['rows']} rows, {s['series']} series; parent run "
-            f"{run_link(s['parent_run_id'])}): {change}. {d['reason']}\n"
+            f"\n**{g.group}** ({g.rows} rows, {g.series} series; parent run "
+            f"{run_link(g.parent_run_id)}): {d.change}. {d.reason}\n"
         )
+    for f in summary.failed:
+        lines.append(f"\n**{f.group}**: failed: {f.reason}\n")
     return "\n".join(lines)

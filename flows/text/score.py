@@ -3,8 +3,6 @@ its predictions are written in one transaction."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
@@ -17,6 +15,7 @@ from flows.errors import SeqcastError
 from flows.settings import Settings
 from flows.tasks import io_task
 from flows.text.params import ScoreTextParams
+from flows.text.results import ScoringSkipped, ScoringSummary, TextScoring
 from flows.tracking.registry import TextModel, get_alias, load_text_model
 from nlp.classifier import TextClassifier
 from nlp.tagger import SequenceTagger
@@ -82,44 +81,42 @@ def write_predictions(
 
 
 @flow(name="score-text", log_prints=True)
-def score_text(params: ScoreTextParams | None = None) -> dict[str, Any]:
+def score_text(params: ScoreTextParams | None = None) -> ScoringSummary:
     """Score new documents with every configured text champion."""
     params = params or ScoreTextParams()
-    logger = get_run_logger()
     check_database()
     check_tracking()
-    summary: dict[str, Any] = {}
     kinds: list[tuple[str, type[TextClassifier] | type[SequenceTagger]]]
     kinds = [(t, TextClassifier) for t in params.classifier_tasks]
     kinds += [(t, SequenceTagger) for t in params.tagger_tasks]
-    for task_name, expected in kinds:
-        name = f"seqcast-{task_name}"
-        resolved = resolve_text_model(name, params.alias)
-        if resolved is None:
-            msg = f"no {name}@{params.alias}; run train-text first"
-            logger.warning(msg)
-            summary[task_name] = {"skipped": msg}
-            continue
-        version, run_id = resolved
-        model = load_text_model(name, version)
-        if not isinstance(model, expected):
-            raise SeqcastError(
-                f"{name} v{version} is a {type(model).__name__}, not a {expected.__name__}"
-            )
-        docs = unscored_documents(name, version, params.limit, params.source_like)
-        predictions = predict_documents(model, docs) if len(docs) else []
-        written = write_predictions(name, version, run_id, predictions) if predictions else 0
-        logger.info(
-            "%s v%s: %d documents scored, %d rows written", name, version, len(docs), written
-        )
-        summary[task_name] = {
-            "model": f"{name} v{version}",
-            "documents": len(docs),
-            "written": written,
-        }
+    summary = ScoringSummary(tuple(score_task(t, expected, params) for t, expected in kinds))
     create_table_artifact(
         key="score-text",
-        table=[{"task": t, **{k: str(v) for k, v in s.items()}} for t, s in summary.items()],
+        table=[{k: str(v) for k, v in r.items()} for r in summary.rows()],
         description="Text predictions written",
     )
     return summary
+
+
+def score_task(
+    task_name: str, expected: type[TextClassifier] | type[SequenceTagger], params: ScoreTextParams
+) -> TextScoring | ScoringSkipped:
+    """Score the documents ``seqcast-<task>@alias`` has not scored yet; write its predictions."""
+    logger = get_run_logger()
+    name = f"seqcast-{task_name}"
+    resolved = resolve_text_model(name, params.alias)
+    if resolved is None:
+        msg = f"no {name}@{params.alias}; run train-text first"
+        logger.warning(msg)
+        return ScoringSkipped(task_name, msg)
+    version, run_id = resolved
+    model = load_text_model(name, version)
+    if not isinstance(model, expected):
+        raise SeqcastError(
+            f"{name} v{version} is a {type(model).__name__}, not a {expected.__name__}"
+        )
+    docs = unscored_documents(name, version, params.limit, params.source_like)
+    predictions = predict_documents(model, docs) if len(docs) else []
+    written = write_predictions(name, version, run_id, predictions) if predictions else 0
+    logger.info("%s v%s: %d documents scored, %d rows written", name, version, len(docs), written)
+    return TextScoring(task_name, f"{name} v{version}", len(docs), written)

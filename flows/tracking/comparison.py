@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from typing import Protocol
 
 import mlflow
 import numpy as np
@@ -15,8 +16,6 @@ from mlflow.data.pandas_dataset import PandasDataset, from_pandas
 from mlflow.tracking import MlflowClient
 
 from db.engine import database_url
-from flows.series.data import GroupData
-from flows.series.params import ModelGroup
 from flows.tracking import plots
 from flows.tracking.runs import child_run
 from forecasting.backtest import BacktestResult
@@ -32,7 +31,31 @@ _DATASETS_KEEP = 4
 _DATASETS_LOCK = threading.Lock()
 
 
-def log_training_dataset(group: ModelGroup, data: GroupData) -> None:
+class SeriesGroup(Protocol):
+    """What tracking needs of a model group: its name, how it selects series, its season."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def series_kind(self) -> str | None: ...
+    @property
+    def series_ids(self) -> list[str] | None: ...
+    @property
+    def season_length(self) -> int: ...
+
+
+class Snapshot(Protocol):
+    """What tracking needs of a group's data: the long frame, frequencies and content hash."""
+
+    @property
+    def frame(self) -> pd.DataFrame: ...
+    @property
+    def freqs(self) -> dict[str, str]: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+def log_training_dataset(group: SeriesGroup, data: Snapshot) -> None:
     """Log the group's observations as the active run's MLflow dataset input ("training").
 
     The digest is the start of the snapshot hash (MLflow keeps 36 characters); the whole hash
@@ -42,7 +65,7 @@ def log_training_dataset(group: ModelGroup, data: GroupData) -> None:
     mlflow.log_input(dataset, context="training", tags={"data_sha256": data.sha256})
 
 
-def training_dataset(group: ModelGroup, data: GroupData) -> PandasDataset:
+def training_dataset(group: SeriesGroup, data: Snapshot) -> PandasDataset:
     """The MLflow dataset of ``data``, shared by every run that logs the same snapshot."""
     from sqlalchemy.engine import make_url
 
@@ -72,8 +95,8 @@ def training_dataset(group: ModelGroup, data: GroupData) -> PandasDataset:
 
 
 def log_baseline_runs(
-    group: ModelGroup,
-    data: GroupData,
+    group: SeriesGroup,
+    data: Snapshot,
     backtest: BacktestResult,
     parent_run_id: str,
     tags: dict[str, str],

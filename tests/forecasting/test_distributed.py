@@ -97,7 +97,7 @@ def test_the_train_flow_reaches_torchrun(service_env, prefect_harness) -> None: 
         processes=2,
     )
     summary = train_forecasters(TrainParams(groups=[group]))
-    assert summary["glucose-ddp"]["decision"]["promoted"] is True
+    assert summary.group("glucose-ddp").decision.promoted is True
     client = MlflowClient()
     version = client.get_model_version_by_alias("seqcast-glucose-ddp", "champion")
     run = client.get_run(version.run_id)

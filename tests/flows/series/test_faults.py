@@ -133,16 +133,16 @@ def test_killing_training_registers_nothing_and_the_next_run_is_clean(
     proc = _child(
         f"""
         import os, time
-        import flows.series.train
+        import flows.tracking.runs
         from flows.series.params import TrainParams, ModelGroup
         from flows.series.train import train_forecasters
 
-        original = flows.series.train.EpochLogger.__call__
+        original = flows.tracking.runs.EpochLogger.__call__
         def hang(self, epoch, metrics):
             original(self, epoch, metrics)
             os.write(1, b"{MARK}\\n")  # raw fd 1: Prefect turns print() in flows into logs
             time.sleep(120)
-        flows.series.train.EpochLogger.__call__ = hang
+        flows.tracking.runs.EpochLogger.__call__ = hang
         train_forecasters(TrainParams(groups=[ModelGroup.model_validate_json({group.model_dump_json()!r})]))
         """,
         {**service_env, "PREFECT_API_URL": _api_url()},
@@ -151,7 +151,7 @@ def test_killing_training_registers_nothing_and_the_next_run_is_clean(
     client = MlflowClient()
     assert client.search_model_versions("name = 'seqcast-prices'") == []
     summary = train_forecasters(TrainParams(groups=[group]))
-    assert summary["prices"]["decision"]["reason"].startswith("no champion yet;")
+    assert summary.group("prices").decision.reason.startswith("no champion yet;")
     versions = sorted(
         str(v.version) for v in client.search_model_versions("name = 'seqcast-prices'")
     )

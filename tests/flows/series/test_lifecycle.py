@@ -18,6 +18,7 @@ from flows.series.forecast import forecast
 from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, IngestParams, ModelGroup, TrainParams
 from flows.series.pipeline import retrain_due
+from flows.series.results import GroupTraining
 from flows.series.train import train_forecasters
 
 pytestmark = pytest.mark.slow
@@ -43,8 +44,8 @@ def group(**overrides: Any) -> ModelGroup:
     return ModelGroup(**(settings | overrides))
 
 
-def train(**overrides: Any) -> dict[str, Any]:
-    return dict(train_forecasters(TrainParams(groups=[group(**overrides)]))["glucose"])
+def train(**overrides: Any) -> GroupTraining:
+    return train_forecasters(TrainParams(groups=[group(**overrides)])).group("glucose")
 
 
 def tags(client: MlflowClient, version: str) -> dict[str, str]:
@@ -64,37 +65,38 @@ def test_challenger_kept_promoted_and_rolled_back(service_env: dict[str, str]) -
     hopeless = train(
         normalize="none", season_length=1, learning_rate=1e-6, max_epochs=1, windows_per_epoch=64
     )
-    d = hopeless["decision"]
-    assert not d["promoted"] and not d["beats_seasonal_naive"]
-    assert d["challenger_score"] >= d["seasonal_naive_score"]
+    d = hopeless.decision
+    assert not d.promoted and not d.beats_baseline
+    assert d.baseline_score is not None and d.score >= d.baseline_score
     assert "does not beat seasonal naive" in tags(client, "1")["promotion_reason"]
     assert tags(client, "1")["beats_seasonal_naive"] == "false"
     assert client.get_registered_model(NAME).aliases == {}
 
     first = train()  # v2: the first champion
-    assert first["decision"]["promoted"], first["decision"]
+    assert first.decision.promoted, first.decision
     assert champion(client) == "2"
     assert "previous_champion" not in tags(client, "2")
 
     weak = train(learning_rate=1e-5, max_epochs=1, windows_per_epoch=64, seed=3)  # v3
-    d = weak["decision"]
-    assert not d["promoted"], d
+    d = weak.decision
+    assert not d.promoted, d
     assert champion(client) == "2"
     challenger, kept = tags(client, "3"), tags(client, "2")
     assert challenger["promotion"] == "kept champion"
     assert kept["challenged_by"] == "3" and kept["challenge_result"] == "stayed champion"
     assert kept["challenge_reason"] == challenger["promotion_reason"]
     for t in (challenger, kept):  # the same holdout and scores on both versions
-        assert t["promotion_holdout_end"] == d["holdout_end"]
+        assert t["promotion_holdout_end"] == d.holdout_end
         assert t["promotion_holdout_end"].startswith("2010-")
-        assert float(t["promotion_challenger_score"]) == pytest.approx(d["challenger_score"], 1e-4)
-    if d["beats_seasonal_naive"]:
-        assert float(kept["promotion_champion_score"]) <= d["challenger_score"] + 1e-9
+        assert float(t["promotion_challenger_score"]) == pytest.approx(d.score, 1e-4)
+    if d.beats_baseline:
+        assert float(kept["promotion_champion_score"]) <= d.score + 1e-9
 
     strong = train(hidden_size=16, max_epochs=4, windows_per_epoch=2048)  # v4
-    d = strong["decision"]
-    assert d["promoted"], d
-    assert d["challenger_score"] < d["champion_score"] < d["seasonal_naive_score"]
+    d = strong.decision
+    assert d.promoted, d
+    assert d.champion_score is not None and d.baseline_score is not None
+    assert d.score < d.champion_score < d.baseline_score
     assert champion(client) == "4"
     assert tags(client, "4")["previous_champion"] == "2"
     assert tags(client, "2")["challenge_result"] == "replaced by v4"
@@ -125,18 +127,18 @@ def test_warm_start_fine_tunes_from_the_champion(service_env: dict[str, str]) ->
     warm = train(max_epochs=3, warm_start=True)
     other_cell = train(max_epochs=1, warm_start=True, cells=["gru"])
 
-    def first_val_loss(summary: dict[str, Any], cell: str) -> float:
-        run_id = summary["candidates"][cell]["run_id"]
+    def first_val_loss(summary: GroupTraining, cell: str) -> float:
+        run_id = summary.candidate(cell).run_id
         history = client.get_metric_history(run_id, "val_loss")
         return min(history, key=lambda m: m.step).value
 
     cold_loss, warm_loss = first_val_loss(cold, "lstm"), first_val_loss(warm, "lstm")
     print(f"first-epoch val_loss: cold {cold_loss:.4f}, warm {warm_loss:.4f}")
     assert warm_loss < 0.8 * cold_loss
-    warm_run = client.get_run(warm["candidates"]["lstm"]["run_id"]).data.tags
+    warm_run = client.get_run(warm.candidate("lstm").run_id).data.tags
     assert warm_run["warm_start"] == "true"
     assert warm_run["warm_start_note"].startswith("warm start")
-    gru_run = client.get_run(other_cell["candidates"]["gru"]["run_id"]).data.tags
+    gru_run = client.get_run(other_cell.candidate("gru").run_id).data.tags
     assert gru_run["warm_start"] == "false"
     assert "is a lstm, not a gru" in gru_run["warm_start_note"]
 
@@ -166,8 +168,8 @@ def test_drift_on_new_actuals_triggers_a_retrain(
     # Drift concerns whichever version is champion; the tiny model may not beat seasonal
     # naive (and would then not be promoted), so the alias is set by hand.
     client.set_registered_model_alias(name, "champion", "1")
-    written = forecast(ForecastParams(groups=[g]))["prices"]
-    assert written["rows"] > 0, written
+    written = forecast(ForecastParams(groups=[g])).run("prices")
+    assert written.rows > 0, written
     # No actuals yet: nothing to compare, only age decides.
     assert retrain_due(client, g, 1000, drift_ratio=0.01, drift_min_actuals=5) == (
         False,

@@ -82,10 +82,8 @@ def test_pipeline_writes_forecasts_runs_and_a_champion(service_env: dict[str, st
     for name in ("seqcast-glucose", "seqcast-prices"):
         champion = client.get_model_version_by_alias(name, "champion")
         assert champion.tags["promotion"] == "promoted"
-        assert (
-            summary["forecast"][name.removeprefix("seqcast-")]["model"]
-            == f"{name} v{champion.version}"
-        )
+        written = summary.forecast.run(name.removeprefix("seqcast-"))
+        assert written.model == f"{name} v{champion.version}"
 
     # A second run with a fresh champion retrains nothing and writes nothing new.
     with engine.connect() as conn:
@@ -97,9 +95,9 @@ def test_pipeline_writes_forecasts_runs_and_a_champion(service_env: dict[str, st
             retrain_after_hours=1000,
         )
     )
-    assert again["train"] == {}
-    assert all(not s["created"] for s in again["forecast"].values())
-    assert all(r["already_loaded"] for r in again["ingest"])
+    assert again.train.outcomes == ()
+    assert [w.created for w in again.forecast.written] == [False, False]
+    assert all(r["already_loaded"] for r in again.ingest)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM forecasts")).scalar_one() == before
     engine.dispose()

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from db import make_engine
 from flows.cli import app
+from flows.text.candidates import split_by_doc_id
 from flows.text.ingest import bundled_text_file, ingest_text
 from flows.text.params import (
     ClassifierParams,
@@ -26,7 +27,7 @@ from flows.text.params import (
     TrainTextParams,
 )
 from flows.text.score import score_text
-from flows.text.train import split_by_doc_id, train_text
+from flows.text.train import train_text
 
 pytestmark = pytest.mark.slow
 TINY = {"max_epochs": 2, "embedding_dim": 32, "hidden_size": 32, "patience": 2}
@@ -93,28 +94,31 @@ def test_text_flows_from_files_to_predictions(service_env: dict[str, str], tmp_p
         tagger=TaggerParams(task="pos", use_crf=False, **TINY),
     )
     summary = train_text(training)
-    assert summary["sentiment"]["decision"]["promoted"] is True
-    assert summary["pos"]["decision"]["reason"] == "no champion yet"
-    assert 0.0 < summary["pos"]["test_score"] <= 1.0
+    assert summary.task("sentiment").decision.promoted is True
+    assert summary.task("pos").decision.reason == "no champion yet"
+    assert 0.0 < summary.task("pos").metrics["test_score"] <= 1.0
     client = MlflowClient()
-    sentiment = summary["sentiment"]
+    sentiment = summary.task("sentiment")
     assert str(client.get_model_version_by_alias("seqcast-sentiment", "champion").version) == "1"
-    artifacts = {a.path for a in client.list_artifacts(sentiment["run_id"], "evaluation")}
+    artifacts = {a.path for a in client.list_artifacts(sentiment.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.csv" in artifacts
-    epochs = client.get_metric_history(sentiment["run_id"], "val_score")
+    epochs = client.get_metric_history(sentiment.run_id, "val_score")
     assert [m.step for m in epochs] == list(range(1, len(epochs) + 1))
     # Retraining compares the challenger with the champion on the same held-out documents.
     again = train_text(
         TrainTextParams(classifier=ClassifierParams(task="sentiment", **TINY), tagger=None)
     )
-    decision = again["sentiment"]["decision"]
-    assert decision["champion"] == "v1" and "same" in decision["reason"]
+    decision = again.task("sentiment").decision
+    assert decision.champion_version == "1" and "same" in decision.reason
+    challenged = client.get_model_version("seqcast-sentiment", "1").tags
+    assert challenged["challenged_by"] == decision.version
+    assert challenged["challenge_reason"] == decision.reason
 
     scored = score_text(ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=["pos"]))
-    assert scored["sentiment"]["written"] == 1100  # every document, reviews and sentences
-    assert scored["pos"]["written"] == 1100
+    assert scored.task("sentiment").written == 1100  # every document, reviews and sentences
+    assert scored.task("pos").written == 1100
     rescored = score_text(ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=["pos"]))
-    assert rescored["sentiment"]["written"] == 0
+    assert rescored.task("sentiment").written == 0
     engine = make_engine(service_env["SEQCAST_DATABASE_URL"])
     with engine.connect() as conn:
         latest = pd.read_sql(text("SELECT * FROM text_predictions_latest"), conn)
