@@ -88,11 +88,11 @@ def test_ingest_a_file_from_the_shell(service_env: dict[str, str], tmp_path: Pat
     assert f"{path.resolve()}:3: value 'oops' is not a finite number" in result.output
     rerun = runner.invoke(app, ["ingest", str(path), "--kind", "sensor", "--freq", "h"])
     assert rerun.exit_code == 0, rerun.output
-    # The table's row for the file: received 3, accepted 1, rejected 2, nothing written again,
-    # already_loaded True (the same content was loaded before).
+    # The table's row for the file shows the batch loaded before (received 3, accepted 1,
+    # rejected 2, inserted 1) marked already_loaded; nothing is written again.
     row = next(line for line in rerun.output.splitlines() if line.count("│") >= 8)
     cells = [c.strip() for c in row.split("│")[1:-1]]
-    assert cells[1:] == ["3", "1", "2", "0", "0", "True"], rerun.output
+    assert cells[1:] == ["3", "1", "2", "1", "0", "True"], rerun.output
     with make_engine(service_env["SEQCAST_DATABASE_URL"]).connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM ingest_batches")).scalar_one() == 1
         assert conn.execute(text("SELECT COUNT(*) FROM observations")).scalar_one() == 1
