@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from flows.cli.common import preflight, print_rows, user_errors
-from flows.errors import SeqcastError
 
 if TYPE_CHECKING:
     from flows.series.results import GroupFailure, TrainingSummary
@@ -18,17 +17,16 @@ app = typer.Typer()
 GROUPS = typer.Option(None, "--group", help="model group(s); default all")
 
 
-def select_groups(names: list[str] | None) -> list[Any]:
-    """The named model groups (all when none are named); unknown names fail listing the known."""
-    from flows.series.params import default_groups
+def project_groups(names: list[str] | None) -> dict[str, object]:
+    """The project file and the named groups, checked before any flow starts.
 
-    groups = default_groups()
-    if not names:
-        return groups
-    unknown = sorted(set(names) - {g.name for g in groups})
-    if unknown:
-        raise SeqcastError(f"unknown group(s) {unknown}; choose from {[g.name for g in groups]}")
-    return [g for g in groups if g.name in names]
+    Returns the flow parameters that select them: the file's path and the names.
+    """
+    from flows.project import load_project, require
+
+    path = require()
+    load_project(path).select_groups(names)  # a bad file or an unknown group fails here
+    return {"config": str(path), "only": list(names or [])}
 
 
 @app.command()
@@ -42,7 +40,7 @@ def train(group: list[str] = GROUPS) -> None:
     from flows.series.results import summary_of
     from flows.series.train import train_forecasters
 
-    params = TrainParams(groups=select_groups(group))
+    params = TrainParams(**project_groups(group))
     preflight()
     summary = summary_of(lambda: train_forecasters(params))
     print_training(summary)
@@ -60,7 +58,7 @@ def forecast(group: list[str] = GROUPS) -> None:
     from flows.series.params import ForecastParams
     from flows.series.results import FORECAST_COLUMNS, summary_of
 
-    params = ForecastParams(groups=select_groups(group))
+    params = ForecastParams(**project_groups(group))
     preflight()
     summary = summary_of(lambda: forecast_flow(params))
     print_rows("forecast", summary.rows(), FORECAST_COLUMNS)
@@ -70,7 +68,8 @@ def forecast(group: list[str] = GROUPS) -> None:
 @app.command()
 @user_errors
 def pipeline(
-    bundled: list[str] = typer.Option([], "--bundled", help="bundled data set(s) to ingest first"),
+    group: list[str] = GROUPS,
+    bundled: list[str] = typer.Option([], "--bundled", help="bundled data set(s) to ingest too"),
     retrain_after_hours: float = typer.Option(24.0, help="retrain when the champion is older"),
 ) -> None:
     """Ingest, retrain the groups that are due, forecast: what the scheduled deployment runs.
@@ -81,8 +80,11 @@ def pipeline(
     from flows.series.pipeline import pipeline as pipeline_flow
     from flows.series.results import summary_of
 
+    selection = project_groups(group)
     params = PipelineParams(
-        ingest=IngestParams(bundled=bundled), retrain_after_hours=retrain_after_hours
+        **selection,
+        ingest=IngestParams(bundled=bundled, config=str(selection["config"])),
+        retrain_after_hours=retrain_after_hours,
     )
     preflight()
     summary = summary_of(lambda: pipeline_flow(params))
@@ -97,6 +99,16 @@ def print_training(summary: TrainingSummary) -> None:
     rows = summary.candidate_rows()
     if rows:
         print_rows("models vs seasonal naive (backtest)", rows, TRAINING_COLUMNS)
+    for trained in summary.trained:
+        settings = [s for s in trained.settings if s[2] != "default"]
+        if settings:
+            print_rows(
+                f"{trained.group}: settings (from the project file or derived)",
+                [
+                    {"setting": name, "value": value, "from": source}
+                    for name, value, source in settings
+                ],
+            )
 
 
 def exit_on_failures(failures: Sequence[GroupFailure]) -> None:

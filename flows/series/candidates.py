@@ -158,6 +158,8 @@ def _finish_candidate(
         windows_per_second=result.windows_seen / max(result.seconds, 1e-9),
     )
     mlflow.log_metrics(metrics)
+    # What the training forward pass ran in (train.precision "auto" resolved on the device).
+    mlflow.log_param("precision_used", result.precision)
     mlflow.log_dict(
         {
             **forecaster.data_stats,

@@ -13,6 +13,7 @@ from flows.checks import check_database, check_tracking
 from flows.progress import track
 from flows.reports.tables import cell_text
 from flows.series.data import read_group_data
+from flows.series.groups import groups_to_run
 from flows.series.params import ForecastParams, ModelGroup
 from flows.series.results import (
     ForecastOutcome,
@@ -118,8 +119,9 @@ def forecast(params: ForecastParams | None = None) -> ForecastSummary:
     params = params or ForecastParams()
     check_database()
     check_tracking()
-    outcomes = [forecast_or_fail(g, params.alias) for g in track(params.groups, "forecast groups")]
-    summary = ForecastSummary(tuple(outcomes))
+    groups, unresolved = groups_to_run(params, "forecast", with_data=False)
+    outcomes = [forecast_or_fail(g, params.alias) for g in track(groups, "forecast groups")]
+    summary = ForecastSummary((*unresolved, *outcomes))
     create_table_artifact(
         key="forecast-runs",
         table=forecast_artifact_rows(summary),

@@ -34,6 +34,7 @@ def train_group(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining:
                 "data.sha256": data.sha256,
             }
         )
+        mlflow.log_params({f"provenance.{k}": v[:6000] for k, v in group.provenance.items()})
         log_training_dataset(group, data)
         candidates = [
             c
@@ -57,6 +58,11 @@ def train_group(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining:
         series=len(data.freqs),
         candidates=tuple(c.result() for c in candidates),
         decision=decision,
+        settings=tuple(
+            (name, str(getattr(group, name)), source)
+            for name, source in group.provenance.items()
+            if name in type(group).model_fields
+        ),
     )
 
 

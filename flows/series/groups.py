@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from db import make_engine
+from db.observations import list_series, read_observations
 from flows.errors import SeqcastError
-from flows.project import GroupConfig
+from flows.project import GroupConfig, apply_environment, load_project, require
 from flows.series.data import group_catalog
-from flows.series.params import ModelGroup
+from flows.series.params import ModelGroup, ProjectGroups
+from flows.series.results import GroupFailure, group_failed
+from flows.settings import Settings
+from flows.tasks import io_task
 from forecasting.defaults import (
     DefaultsError,
     DerivedSettings,
@@ -95,6 +100,15 @@ def base_group(cfg: GroupConfig, exclude: Sequence[str] = ()) -> dict[str, objec
     }
 
 
+def selection_only(cfg: GroupConfig, exclude: Sequence[str] = ()) -> ModelGroup:
+    """The group with its selection and horizon and code-default settings: what forecasting
+    needs (a champion carries the settings it was trained with)."""
+    return ModelGroup.model_validate(
+        {**base_group(cfg, exclude), "horizon": cfg.horizon,
+         "test_size": max(96, cfg.horizon), "val_size": max(480, cfg.horizon)}
+    )  # fmt: skip
+
+
 def resolve_group(
     cfg: GroupConfig,
     catalog: pd.DataFrame,
@@ -115,11 +129,7 @@ def resolve_group(
         SeqcastError: no series, mixed frequencies, series too short for any window, or
             settings that cannot work together; each message names the group and the fix.
     """
-    base = base_group(cfg, exclude)
-    probe = ModelGroup.model_validate(
-        {**base, "horizon": cfg.horizon, "test_size": max(96, cfg.horizon),
-         "val_size": max(480, cfg.horizon)}
-    )  # fmt: skip
+    probe = selection_only(cfg, exclude)
     rows = group_catalog(catalog, probe)
     freq = str(rows["freq"].iloc[0])
     derived = None
@@ -144,7 +154,7 @@ def resolve_group(
         provenance["series_too_short"] = f"{len(derived.too_short)} not trained on ({shown})"
     try:
         return ModelGroup.model_validate(
-            {**base, **values, "horizon": cfg.horizon, "provenance": provenance}
+            {**base_group(cfg, exclude), **values, "horizon": cfg.horizon, "provenance": provenance}
         )
     except ValueError as exc:
         raise SeqcastError(
@@ -208,3 +218,66 @@ def resolve_groups(
         except SeqcastError as exc:
             failed[cfg.name] = str(exc)
     return resolved, failed
+
+
+@io_task()
+def groups_to_run(
+    params: ProjectGroups, schedule: str | None = None, with_data: bool = True
+) -> tuple[list[ModelGroup], list[GroupFailure]]:
+    """The groups a flow run takes: ``params.groups`` as given, else the project file's
+    (read now, so an edit applies at the next run), resolved against the database.
+
+    Args:
+        params: the flow's group selection.
+        schedule: ``retrain`` or ``forecast``: with ``shared_schedule_only`` the groups with
+            their own schedule of that kind are left out (their own deployment runs them).
+        with_data: read the groups' observations to derive their settings (training);
+            without, settings derive from the catalog alone (forecasting needs only the
+            selection: the champion carries its own settings).
+
+    Returns:
+        The resolved groups, and a failure for each group that could not be resolved.
+    """
+    if params.groups is not None:
+        return list(params.groups), []
+    path = require(params.config)
+    project = load_project(path)
+    apply_environment(project)
+    selected = project.select_groups(params.only)
+    if params.shared_schedule_only and schedule is not None:
+        selected = [g for g in selected if not getattr(g.schedule, schedule)]
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        catalog = list_series(engine)
+        frame = None
+        if with_data:
+            members = assign_series(project.groups, catalog).members
+            ids = sorted({sid for g in selected for sid in members.get(g.name, [])})
+            frame = read_observations(engine, ids) if ids else None
+    finally:
+        engine.dispose()
+    if with_data:
+        resolved, failed = resolve_groups(selected, project.groups, catalog, frame)
+    else:
+        resolved, failed = select_groups(selected, project.groups, catalog)
+    failures = [group_failed(name, SeqcastError(why)) for name, why in failed.items()]
+    return resolved, failures
+
+
+def select_groups(
+    groups: Sequence[GroupConfig], all_groups: Sequence[GroupConfig], catalog: pd.DataFrame
+) -> tuple[list[ModelGroup], dict[str, str]]:
+    """The groups' selections alone (:func:`selection_only`), checked against the catalog."""
+    overlaps = assign_series(all_groups, catalog).overlaps
+    out: list[ModelGroup] = []
+    failed: dict[str, str] = {}
+    for cfg in groups:
+        exclude = [s for s, c in overlaps.items() if cfg.name in c and c[0] != cfg.name]
+        group = selection_only(cfg, exclude)
+        try:
+            group_catalog(catalog, group)
+        except SeqcastError as exc:
+            failed[cfg.name] = str(exc)
+            continue
+        out.append(group)
+    return out, failed

@@ -15,11 +15,12 @@ from db.observations import SeriesSpec
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError
 from flows.progress import track_rows
+from flows.project import ProjectFile, apply_environment, load_project
 from flows.series.params import IngestParams
 from flows.settings import Settings
 from flows.sources.base import Window
 from flows.sources.bundled import bundled
-from flows.sources.config import SourceConfig, read_sources_file
+from flows.sources.config import SourceConfig
 from flows.sources.readers import SourceBatch, read_file
 from flows.sources.runner import run_source
 from flows.tasks import io_task
@@ -65,12 +66,14 @@ def load_configured_source(
         engine.dispose()
 
 
-def configured_sources(params: IngestParams) -> tuple[list[dict[str, object]], list[str]]:
-    """Load the sources of the sources file (all, or the named ones; a window backfills).
+def configured_sources(
+    project: ProjectFile, params: IngestParams
+) -> tuple[list[dict[str, object]], list[str]]:
+    """Load the project file's sources (all, or the named ones; a window backfills).
 
     A source that fails entirely is a failure; the others still load.
     """
-    configs = read_sources_file(params.config or "").select(params.sources)
+    configs = project.select_sources(params.sources)
     window = Window(params.start, params.end) if params.start and params.end else None
     results: list[dict[str, object]] = []
     failures: list[str] = []
@@ -98,11 +101,16 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
     """Load every file, bundled data set and configured source; return per-batch counts."""
     params = params or IngestParams()
     logger = get_run_logger()
+    # The project (or sources) file is read at each run: its URLs, bundled sets and sources.
+    project = load_project(params.config) if params.config is not None else None
+    if project is not None:
+        apply_environment(project)
     check_database()
     declare = SeriesSpec(params.kind, params.freq) if params.kind and params.freq else None
     results: list[dict[str, object]] = []
     failures: list[str] = []
-    sources = [(p, None, declare) for p in params.paths] + [(None, n, None) for n in params.bundled]
+    bundled = list(dict.fromkeys([*params.bundled, *(project.bundled if project else [])]))
+    sources = [(p, None, declare) for p in params.paths] + [(None, n, None) for n in bundled]
     for path, name, spec in sources:
         # One unreadable file must not stop the others from loading.
         try:
@@ -111,8 +119,8 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
         except USER_ERRORS as exc:
             failures.append(str(exc))
     attempted = len(sources)
-    if params.config is not None:  # the sources file: mqtt, http, sql, files (flows/source_*.py)
-        loaded, failed = configured_sources(params)
+    if project is not None:  # mqtt, http, sql, files sources (flows/sources/)
+        loaded, failed = configured_sources(project, params)
         results += loaded
         failures += failed
         attempted += len(loaded) + len(failed)

@@ -197,38 +197,23 @@ class ModelGroup(BaseModel):
         )
 
 
-def default_groups() -> list[ModelGroup]:
-    """The demo's groups: the glucose sensor and the daily stock prices."""
-    return [
-        ModelGroup(
-            name="glucose",
-            series_kind="sensor",
-            window=48,  # 4 hours of 5-minute readings
-            horizon=12,  # the next hour
-            season_length=288,  # one day
-            hidden_size=32,
-            num_layers=1,
-            max_epochs=8,
-            windows_per_epoch=8192,
-            batch_size=128,
-            val_size=2000,
-            test_size=480,
-        ),
-        ModelGroup(
-            name="prices",
-            series_kind="price",
-            window=30,  # six trading weeks
-            horizon=5,  # the next trading week
-            season_length=5,
-            hidden_size=32,
-            num_layers=1,
-            max_epochs=8,
-            windows_per_epoch=8192,
-            batch_size=128,
-            val_size=250,
-            test_size=100,
-        ),
-    ]
+class ProjectGroups(BaseModel):
+    """Which groups a flow runs: explicit ``groups``, or those of the project file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str | None = Field(
+        None,
+        description="project file (default: $SEQCAST_CONFIG, else ./seqcast.yaml); read at "
+        "each run, so an edit applies at the next scheduled run",
+    )
+    only: list[str] = Field(default_factory=list, description="only these groups of the file")
+    shared_schedule_only: bool = Field(
+        False, description="leave out the groups with their own schedule in the project file"
+    )
+    groups: list[ModelGroup] | None = Field(
+        None, min_length=1, description="these groups instead of the project file's (Python use)"
+    )
 
 
 class IngestParams(BaseModel):
@@ -241,7 +226,9 @@ class IngestParams(BaseModel):
     kind: str | None = Field(None, description="declare new series in files with this kind")
     freq: str | None = Field(None, description="... and this pandas frequency")
     assume_timezone: str | None = Field(None, description="zone for timestamps without offset")
-    config: str | None = Field(None, description="sources file (YAML): files, mqtt, http, sql")
+    config: str | None = Field(
+        None, description="project (or sources) file: its bundled data sets and sources"
+    )
     sources: list[str] = Field(default_factory=list, description="only these sources of it")
     start: dt.datetime | None = Field(None, description="backfill the sources from (UTC)")
     end: dt.datetime | None = Field(None, description="... up to, excluded (UTC)")
@@ -263,12 +250,9 @@ class IngestParams(BaseModel):
         return self
 
 
-class TrainParams(BaseModel):
+class TrainParams(ProjectGroups):
     """What the ``train-forecasters`` flow trains."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
     dask_address: str | None = Field(
         None,
         description="train the groups in parallel on Dask: a scheduler address "
@@ -276,22 +260,16 @@ class TrainParams(BaseModel):
     )
 
 
-class ForecastParams(BaseModel):
+class ForecastParams(ProjectGroups):
     """What the ``forecast`` flow forecasts."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
     alias: str = "champion"
 
 
-class PipelineParams(BaseModel):
+class PipelineParams(ProjectGroups):
     """The ``pipeline`` flow: ingest, retrain when due, forecast."""
 
-    model_config = ConfigDict(extra="forbid")
-
     ingest: IngestParams = Field(default_factory=IngestParams)
-    groups: list[ModelGroup] = Field(default_factory=default_groups, min_length=1)
     retrain_after_hours: float = Field(
         24.0, ge=0.0, description="retrain a group whose champion is older than this (0: always)"
     )

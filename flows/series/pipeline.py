@@ -17,8 +17,10 @@ from prefect.artifacts import create_markdown_artifact
 from db import make_engine
 from db.accuracy import live_errors
 from flows.checks import check_tracking
+from flows.project import require
 from flows.reports.tables import markdown_table
 from flows.series.forecast import forecast
+from flows.series.groups import groups_to_run
 from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, ModelGroup, PipelineParams, TrainParams
 from flows.series.results import (
@@ -114,14 +116,19 @@ def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
     """
     params = params or PipelineParams()
     logger = get_run_logger()
+    ingest_params = params.ingest
+    if params.groups is None and ingest_params.config is None:
+        # The project file's bundled data sets and sources, as the ingest deployment loads.
+        ingest_params = ingest_params.model_copy(update={"config": str(require(params.config))})
     ingested: list[dict[str, object]] = []
-    if params.ingest.paths or params.ingest.bundled or params.ingest.config:
-        ingested = ingest(params.ingest)
+    if ingest_params.paths or ingest_params.bundled or ingest_params.config:
+        ingested = ingest(ingest_params)
     check_tracking()
+    groups, unresolved = groups_to_run(params, None)
     client = MlflowClient()
     due: list[ModelGroup] = []
     reasons: dict[str, str] = {}
-    for group in params.groups:
+    for group in groups:
         is_due, why = retrain_due(
             client, group, params.retrain_after_hours, params.drift_ratio, params.drift_min_actuals
         )
@@ -132,7 +139,10 @@ def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
     trained = (
         summary_of(lambda: train_forecasters(TrainParams(groups=due))) if due else TrainingSummary()
     )
-    forecasts = summary_of(lambda: forecast(ForecastParams(groups=params.groups)))
+    trained = TrainingSummary((*unresolved, *trained.outcomes))
+    forecasts = (
+        summary_of(lambda: forecast(ForecastParams(groups=groups))) if groups else ForecastSummary()
+    )
     summary = PipelineSummary(ingested, reasons, trained, forecasts)
     create_markdown_artifact(key="pipeline", markdown=pipeline_report(summary))
     if summary.failed:

@@ -106,6 +106,7 @@ class GroupTraining:
     series: int
     candidates: tuple[CandidateResult, ...]
     decision: Decision
+    settings: tuple[tuple[str, str, str], ...] = ()  # (setting, value, where it came from)
 
     def candidate(self, cell: str) -> CandidateResult:
         """The candidate of ``cell``."""

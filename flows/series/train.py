@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 from flows.checks import check_database, check_tracking
 from flows.reports.tables import markdown_table
 from flows.series.group import train_or_fail
+from flows.series.groups import groups_to_run
 from flows.series.params import TrainParams
 from flows.series.results import GroupsFailed, TrainingSummary
 from flows.tracking.runs import run_link
@@ -31,12 +32,14 @@ def train_forecasters(params: TrainParams | None = None) -> TrainingSummary:
     check_database()
     check_tracking()
     run_tags = {"flow_run_id": str(flow_run.id or "local"), "flow": "train-forecasters"}
+    groups, unresolved = groups_to_run(params, "retrain")
     if params.dask_address is None:
-        summary = TrainingSummary(tuple(train_or_fail(g, run_tags) for g in params.groups))
+        summary = TrainingSummary((*unresolved, *(train_or_fail(g, run_tags) for g in groups)))
     else:
         from flows.series.fanout import train_groups_on_dask  # prefect-dask only when asked
 
-        summary = train_groups_on_dask(params.groups, run_tags, params.dask_address)
+        trained = train_groups_on_dask(groups, run_tags, params.dask_address)
+        summary = TrainingSummary((*unresolved, *trained.outcomes))
     create_markdown_artifact(key="train-forecasters", markdown=training_report(summary))
     if summary.failed:
         raise GroupsFailed(summary, summary.failed)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from flows.series.params import ModelGroup
 
@@ -40,3 +43,21 @@ def tiny_groups(**overrides: Any) -> list[ModelGroup]:
             **common,
         ),
     ]
+
+
+def write_project(path: Path, groups: list[ModelGroup], **top: Any) -> Path:
+    """A project file declaring ``groups`` with every setting given (nothing derived)."""
+    selector = {"series_kind": "kind", "series_ids": "ids", "series_match": "match",
+                "series_regex": "regex", "series_freq": "freq"}  # fmt: skip
+    entries = []
+    for g in groups:
+        data = g.model_dump(exclude={"name", "horizon", "provenance", "series_exclude"})
+        select = {selector[k]: data.pop(k) for k in selector if data.get(k) is not None}
+        for k in selector:
+            data.pop(k, None)
+        entries.append(
+            {"name": g.name, "select": select, "horizon": g.horizon, "derive": False,
+             "settings": data}
+        )  # fmt: skip
+    path.write_text(yaml.safe_dump({**top, "groups": entries}, sort_keys=False))
+    return path

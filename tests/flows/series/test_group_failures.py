@@ -4,6 +4,8 @@ Dask fan-out and pipeline paths; a user's error and a bug)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 from prefect.client.schemas.objects import StateType
@@ -24,7 +26,7 @@ from flows.series.params import (
 from flows.series.pipeline import pipeline
 from flows.series.results import GroupsFailed, PipelineSummary, TrainingSummary
 from flows.series.train import train_forecasters
-from tests.support.groups import tiny_groups
+from tests.support.groups import tiny_groups, write_project
 
 pytestmark = pytest.mark.slow
 NO_DATA = "group 'weather': no active series with observations"
@@ -44,10 +46,11 @@ def failure_of(exc: BaseException) -> GroupsFailed:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_group_without_data_fails_alone(
-    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     ingest(IngestParams(bundled=["glucose", "stocks"]))
-    monkeypatch.setattr(flows.series.params, "default_groups", three_groups)
+    project = write_project(tmp_path / "seqcast.yaml", three_groups())
+    monkeypatch.setenv("SEQCAST_CONFIG", str(project))
     runner = CliRunner()
 
     trained = runner.invoke(app, ["train"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flows.series.params import IngestParams, ModelGroup, PipelineParams, default_groups
+from flows.series.params import IngestParams, ModelGroup, PipelineParams
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,9 @@ def test_ingest_needs_kind_and_freq_together() -> None:
 
 
 def test_defaults_map_to_forecasting_configs() -> None:
-    glucose = default_groups()[0]
+    glucose = ModelGroup(
+        name="glucose", series_kind="sensor", window=48, horizon=12, season_length=288
+    )
     spec = glucose.spec("gru")
     assert spec.model.cell == "gru" and spec.model.window == glucose.window
     assert spec.panel.test_size == glucose.test_size and spec.season_length == 288
