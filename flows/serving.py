@@ -43,7 +43,7 @@ def group_deployments(dep: dict[str, Any], project: Any) -> list[dict[str, Any]]
             "name": f"{dep['name']}-{g.name}",
             "description": f"{dep.get('description', '')} Group {g.name} on its own schedule.",
             "schedules": [{"cron": getattr(g.schedule, key or ""), "timezone": "UTC"}],
-            "parameters": {"params": {**params, "only": [g.name]}},
+            "parameters": {"params": {**params, "only": [g.name], "shared_schedule_only": False}},
         }
         for g in own
     ]

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, text
 from db import make_engine
 from db.migrate import upgrade
 from flows.demo.text import TextDemoSummary, run_text_demo
+from flows.project import apply_environment, load_project, require
 from flows.reports.tables import rich_table
-from flows.series.params import IngestParams, PipelineParams
+from flows.series.params import PipelineParams
 from flows.series.pipeline import pipeline
 from flows.series.results import (
     ForecastSummary,
@@ -55,11 +56,14 @@ class DemoSummary:
 
 
 def run_demo(console: Console) -> DemoSummary:
-    """Migrate, run ``pipeline`` on the bundled glucose and stock data, print a summary.
+    """Migrate, run ``pipeline`` on the project file (the repository's ``seqcast.yaml``: the
+    bundled glucose and stock data, two groups), print a summary.
 
     Raises:
         GroupsFailed: a group failed to train or forecast (after everything else was shown).
     """
+    project = require()
+    apply_environment(load_project(project))
     settings = Settings.from_env()
     t0 = time.perf_counter()
     engine = make_engine(settings.database_url)
@@ -68,9 +72,8 @@ def run_demo(console: Console) -> DemoSummary:
         f"[bold]database[/bold] {engine.url.render_as_string(hide_password=True)} (migration {rev})"
     )
     console.print(f"[bold]mlflow[/bold]   {settings.mlflow_tracking_uri}")
-    params = PipelineParams(
-        ingest=IngestParams(bundled=["glucose", "stocks"]), retrain_after_hours=0.0
-    )
+    console.print(f"[bold]project[/bold]  {project.resolve()}")
+    params = PipelineParams(config=str(project), retrain_after_hours=0.0)
     summary = summary_of(lambda: pipeline(params))
     elapsed = time.perf_counter() - t0
     console.rule("seqcast demo: summary")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from flows.serving import deployments_from_yaml
@@ -27,6 +29,27 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
         "score-text": ["20 * * * *"],
     }
     assert built["train-forecasters"].concurrency_limit == 1
-    assert built["ingest"].parameters == {
-        "params": {"bundled": ["glucose", "stocks"], "config": "config/sources.example.yaml"}
+    # Every deployment passes the project file's path, never a copy of what it says.
+    assert built["ingest"].parameters == {"params": {"config": "seqcast.yaml"}}
+    assert built["train-forecasters"].parameters == {
+        "params": {"config": "seqcast.yaml", "shared_schedule_only": True}
     }
+
+
+def test_groups_with_their_own_schedule_get_their_own_deployments(tmp_path: Path) -> None:
+    project = tmp_path / "seqcast.yaml"
+    project.write_text(
+        "groups:\n"
+        "  - {name: plant, select: {kind: sensor}, horizon: 24,\n"
+        "     schedule: {retrain: '0 4 * * 1', forecast: '*/30 * * * *'}}\n"
+        "  - {name: prices, select: {kind: price}, horizon: 5}\n"
+    )
+    built = {d.name: d for d in deployments_from_yaml(ROOT / "prefect.yaml", project)}
+    crons = {name: [s.schedule.cron for s in d.schedules or []] for name, d in built.items()}
+    assert crons["train-forecasters-plant"] == ["0 4 * * 1"]
+    assert crons["forecast-plant"] == ["*/30 * * * *"]
+    assert crons["train-forecasters"] == ["0 2 * * *"]  # the shared one keeps its cron
+    assert built["train-forecasters-plant"].parameters == {
+        "params": {"config": "seqcast.yaml", "shared_schedule_only": False, "only": ["plant"]}
+    }
+    assert "forecast-prices" not in built and "train-forecasters-prices" not in built
