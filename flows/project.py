@@ -125,10 +125,19 @@ class ProjectFile(BaseModel):
         return [g for g in self.groups if g.name in names]
 
 
+_chosen: Path | None = None  # --config of the running command (set by the CLI per command)
+
+
+def choose(path: str | Path | None) -> None:
+    """Make ``path`` the project file of this process's command (``seqcast --config PATH``)."""
+    global _chosen
+    _chosen = Path(path) if path is not None else None
+
+
 def locate(explicit: str | Path | None = None) -> Path | None:
-    """The project file to use: the one given, else ``$SEQCAST_CONFIG``, else ``./seqcast.yaml``
-    when it exists; None when there is none."""
-    chosen = explicit or os.environ.get(ENV_VAR) or None
+    """The project file to use: the one given, else ``--config``, else ``$SEQCAST_CONFIG``,
+    else ``./seqcast.yaml`` when it exists; None when there is none."""
+    chosen = explicit or _chosen or os.environ.get(ENV_VAR) or None
     if chosen is not None:
         return Path(chosen)
     default = Path(FILE_NAME)

@@ -20,7 +20,7 @@ from pandas.tseries import offsets
 
 WINDOW_SEASONS = 7  # the window covers this many seasons (a week of hourly data)
 TEST_SHARE, MAX_HOLDOUT = 20, 10  # test and validation: ~1/20 of a series, 1 to 10 horizons
-STEPS_TARGET = 600  # optimiser steps of one training run, whatever the data size
+STEPS_TARGET = 1500  # optimiser steps of one training run, whatever the data size
 MAX_WINDOWS_PER_EPOCH, MAX_WINDOW = 8192, 10_000
 MIN_KEPT = 0.5  # with gaps, half the observed points must still start a full window
 T = TypeVar("T")

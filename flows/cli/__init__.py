@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 import typer
 
-from flows.cli import db, forecasting, ingest, model, reports, service, text
+from flows.cli import db, forecasting, ingest, model, project, reports, service, text
 
 app = typer.Typer(
     help="seqcast: scheduled recurrent forecasting (Prefect + MLflow + SQL).", no_args_is_help=True
@@ -21,13 +23,29 @@ app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(model.app, name="model")
 # Groups without a name add their commands to the top level (seqcast train, seqcast status...).
-for group in (forecasting.app, text.app, reports.app, service.app):
+for group in (project.app, forecasting.app, text.app, reports.app, service.app):
     app.add_typer(group)
 
 
 @app.callback()
-def _quiet_prefect() -> None:
+def _every_command(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="project file (default: $SEQCAST_CONFIG, else ./seqcast.yaml)",
+        show_default=False,
+    ),
+) -> None:
     """Runs before every command."""
+    from flows.errors import SeqcastError
+    from flows.project import apply_environment, choose, load_project, locate
+
+    choose(config)
+    found = locate()
+    if found is not None and found.is_file():
+        # The file's URLs for every command; a bad file is reported by what reads it.
+        with contextlib.suppress(SeqcastError):
+            apply_environment(load_project(found))
     # The temporary Prefect server's telemetry heartbeat writes to its own SQLite file while
     # flows run and logs spurious "database is locked" tracebacks; seqcast sends no telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -34,11 +34,19 @@ def show_status() -> None:
     console.print(rich_table("Groups (project file)", status.groups, empty="none configured"))
     if status.unconfigured:
         rows = [{"series_id": s} for s in status.unconfigured]
-        console.print(rich_table("Series in no group: never trained or forecast", rows))
+        console.print(
+            "[bold]Series in no group[/bold]: never trained or forecast; add a group that "
+            "selects them (seqcast config show)",
+            highlight=False,
+        )
+        console.print(rich_table("", rows))
     if status.overlaps:
         rows = [{"series_id": s, "groups": ", ".join(g), "taken by": g[0]}
                 for s, g in status.overlaps.items()]  # fmt: skip
-        console.print(rich_table("Series in two groups: the first listed takes them", rows))
+        console.print(
+            "[bold]Series in two groups[/bold]: the group listed first takes them", highlight=False
+        )
+        console.print(rich_table("", rows))
     console.print(rich_table("Last ingests", status.ingests, empty="none yet"))
     champs = [{k: v for k, v in c.items() if k != "run_id"} for c in status.champions]
     console.print(rich_table("Champions", champs, empty="no registered model; run `seqcast train`"))

@@ -17,9 +17,10 @@ def _data(name: str) -> Path:
     return Path(str(resources.files("bokeh_sampledata") / "_data" / name))
 
 
-def sea_temperature_30min() -> pd.DataFrame:
-    """One series, ``sst-buoy``, every 30 minutes (about 19,000 points)."""
+def sea_temperature_30min(last: int | None = None) -> pd.DataFrame:
+    """One series, ``sst-buoy``, every 30 minutes (about 19,000 points; the ``last`` ones)."""
     raw = pd.read_csv(_data("sea_surface_temperature.csv.gz"))
+    raw = raw if last is None else raw.tail(last)
     return pd.DataFrame(
         {"series_id": "sst-buoy", "ts": raw["time (UTC)"], "value": raw["temperature (celsius)"]}
     )
@@ -52,3 +53,20 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """The frame as a long CSV with the header ``series_id,ts,value``."""
     frame.to_csv(path, index=False)
     return path
+
+
+def m4_hourly(path: Path, ids: tuple[str, ...] = ("H1", "H2", "H3")) -> pd.DataFrame:
+    """M4 Hourly training series (wide CSV) in long format. M4 gives no dates: each series
+    ends at 2016-06-30 23:00 UTC, hour by hour back from there."""
+    wide = pd.read_csv(path, index_col=0)
+    parts = []
+    for sid in ids:
+        values = wide.loc[sid].dropna().to_numpy(dtype=float)
+        ts = pd.date_range(end="2016-06-30 23:00", periods=len(values), freq="h", tz="UTC")
+        parts.append(
+            pd.DataFrame(
+                {"series_id": f"m4-{sid}", "ts": ts.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                 "value": values}
+            )
+        )  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
