@@ -6,8 +6,7 @@ import logging
 from typing import Any
 
 from db.engine import DatabaseError, DatabaseUnreachable
-from forecasting.forecaster import ArtifactError
-from forecasting.panel import PanelError
+from forecasting.errors import ArtifactError, PanelError
 
 
 class SeqcastError(RuntimeError):

@@ -13,9 +13,8 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import pandas as pd
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,7 +27,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from forecasting.forecaster import ForecasterSpec
+if TYPE_CHECKING:  # annotations only: the CLI opens a session before it loads any model code
+    import pandas as pd
+
+    from forecasting.forecaster import ForecasterSpec
 
 T = TypeVar("T")
 _lock = threading.Lock()

@@ -16,6 +16,7 @@ import torch
 
 from forecasting.backtest import BacktestResult, backtest
 from forecasting.covariates import ExogenousScaler, check_exogenous, covariate_matrix
+from forecasting.errors import ArtifactError
 from forecasting.models import RecurrentForecasterConfig, build_model
 from forecasting.panel import (
     Panel,
@@ -37,10 +38,6 @@ __all__ = ["ArtifactError", "ForecasterSpec", "GlobalForecaster"]
 
 
 _BUILD_LOCK = threading.Lock()
-
-
-class ArtifactError(ValueError):
-    """A model artifact is missing, of another format, or has been tampered with."""
 
 
 def _scaled_values(panel: Panel, scaler: SeriesScaler) -> np.ndarray:

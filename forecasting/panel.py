@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-
-class PanelError(ValueError):
-    """The series cannot be used as asked (too short, unknown frequency, nothing valid)."""
+from forecasting.errors import PanelError  # re-exported: callers import it from here
 
 
 @dataclass(frozen=True)
