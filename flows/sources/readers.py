@@ -150,26 +150,43 @@ def iter_parquet_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd
         yield frame
 
 
-def read_file(path: str | Path, declare: SeriesSpec | None = None) -> SourceBatch:
-    """Describe a long-format CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet file.
+def check_file(path: str | Path) -> Path:
+    """Check that ``path`` is a file seqcast can load: it exists, its type, its header.
 
-    The header is checked now, so a file that cannot be loaded at all fails before any work.
+    Reads the header only (one record of a Parquet file), so callers can check every file
+    before any work starts; raises SeqcastError saying what is wrong.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SeqcastError(f"{path}: is a directory; give the files in it")
     if not path.is_file():
         raise SeqcastError(f"{path}: no such file")
     name = path.name.lower()
-    if path.stat().st_size == 0:
-        raise SeqcastError(f"{path}: the file is empty; expected a header series_id,ts,value")
-    if name.endswith(".parquet"):
-        reader: Callable[[Path, int], Iterator[pd.DataFrame]] = iter_parquet_chunks
-        next(iter_parquet_chunks(path, 1), None)  # schema check
-    elif name.endswith((".csv", ".csv.gz", ".txt")):
-        reader = iter_csv_chunks
-        with _open(path) as fh:
-            _csv_header(path, fh)
-    else:
+    if not name.endswith((".parquet", ".csv", ".csv.gz", ".txt")):
         raise SeqcastError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
+    try:
+        if path.stat().st_size == 0:
+            raise SeqcastError(f"{path}: the file is empty; expected a header series_id,ts,value")
+        if name.endswith(".parquet"):
+            next(iter_parquet_chunks(path, 1), None)  # schema check
+        else:
+            with _open(path) as fh:
+                _csv_header(path, fh)
+    except OSError as exc:  # permissions, a corrupt .gz
+        raise SeqcastError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return path
+
+
+def read_file(path: str | Path, declare: SeriesSpec | None = None) -> SourceBatch:
+    """Describe a long-format CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet file.
+
+    The file is checked now (:func:`check_file`), so one that cannot be loaded at all fails
+    before any work.
+    """
+    path = check_file(path)
+    reader: Callable[[Path, int], Iterator[pd.DataFrame]] = (
+        iter_parquet_chunks if path.name.lower().endswith(".parquet") else iter_csv_chunks
+    )
     return SourceBatch(
         source=str(path.resolve()),
         content_sha256=file_sha256(path),
