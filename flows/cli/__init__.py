@@ -51,15 +51,10 @@ def _every_command(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def main() -> None:  # pragma: no cover - the `seqcast` console script
-    """The console script: flush subnormals once at process start, then run the command."""
-    # Subnormal floats as zero, set when the process starts, before torch creates its
-    # threads, so every thread inherits the same setting (see forecasting.device).
-    from forecasting.device import flush_denormals
+def main() -> None:  # pragma: no cover - the `seqcast` console script, python -m flows.cli
+    """The console script: run the command, flushing subnormals before its first flow."""
+    # Not here, at start: that would load torch (seconds) before a user's mistake is reported.
+    from flows.cli.common import flush_subnormals_before_flows
 
-    flush_denormals()
+    flush_subnormals_before_flows()
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -17,7 +17,15 @@ import typer
 from typer._click import Context  # typer ships its own click
 from typer.core import TyperGroup
 
-from flows.cli.common import console, preflight, print_rejects, print_rows, user_errors
+from flows.cli.common import (
+    console,
+    precheck,
+    preflight,
+    print_rejects,
+    print_rows,
+    ready_for_flows,
+    user_errors,
+)
 from flows.errors import SeqcastError
 
 COLUMNS = ["source_name", "source", "received", "accepted", "rejected", "inserted", "updated"]
@@ -61,19 +69,16 @@ def files(
     assume_timezone: str | None = typer.Option(None, help="zone for timestamps without offset"),
 ) -> None:
     """Load files or bundled data sets; rows failing validation go to rejected_rows."""
+    file_paths = [str(p) for p in paths or []]
+    preflight(lambda: check_files(file_paths, bundled, kind, freq), wait=False)
+    # The flow's modules (prefect, torch) load while the Prefect server starts.
     from flows.series.ingest import ingest as ingest_flow
     from flows.series.params import IngestParams
 
     params = IngestParams(
-        paths=[str(p) for p in paths or []],
-        bundled=bundled,
-        kind=kind,
-        freq=freq,
-        assume_timezone=assume_timezone,
+        paths=file_paths, bundled=bundled, kind=kind, freq=freq, assume_timezone=assume_timezone
     )
-    if not params.paths and not params.bundled:
-        raise SeqcastError("nothing to ingest: give file paths or --bundled glucose/stocks")
-    preflight()
+    ready_for_flows()
     results = ingest_flow(params)
     print_rows(
         "ingest",
@@ -92,6 +97,51 @@ def files(
             )
 
 
+def check_files(paths: list[str], bundled: list[str], kind: str | None, freq: str | None) -> None:
+    """What ``ingest files`` can check before it starts: options, data set names, files."""
+    from flows.sources.bundled import BUNDLED
+    from flows.sources.readers import check_file
+
+    if not paths and not bundled:
+        raise SeqcastError("nothing to ingest: give file paths or --bundled glucose/stocks")
+    if (kind is None) != (freq is None):
+        raise SeqcastError("give kind and freq together to declare new series (--kind --freq)")
+    if freq is not None:
+        check_freq(freq)
+    unknown = sorted(set(bundled) - set(BUNDLED))
+    if unknown:
+        raise SeqcastError(f"unknown bundled data set(s) {unknown}; choose from {sorted(BUNDLED)}")
+    problems = []
+    for path in paths:
+        try:
+            check_file(path)
+        except SeqcastError as exc:
+            problems.append(str(exc))
+    if len(paths) == 1 and problems:
+        raise SeqcastError(problems[0])
+    if problems:
+        raise SeqcastError(
+            f"{len(problems)} of {len(paths)} files cannot be loaded (nothing was): "
+            + " | ".join(problems)
+        )
+
+
+def check_freq(freq: str) -> None:
+    """A pandas frequency alias (5min, h, D, B...), as the panel will read it."""
+    import warnings
+
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated aliases still work
+            to_offset(freq)
+    except ValueError:
+        raise SeqcastError(
+            f"--freq {freq!r} is not a pandas frequency; use e.g. 5min, 15min, h, D, B or W"
+        ) from None
+
+
 CONFIG = typer.Option(..., "--config", "-c", help="sources file (YAML), see config/")
 SOURCE = typer.Option(None, "--source", "-s", help="only this source (repeatable)")
 
@@ -100,13 +150,20 @@ SOURCE = typer.Option(None, "--source", "-s", help="only this source (repeatable
 @user_errors
 def run(config: Path = CONFIG, source: list[str] = SOURCE) -> None:
     """Load what is new in every configured source (MQTT: drain what arrived, then stop)."""
+    preflight(lambda: check_sources(config, source), wait=False)
     from flows.series.ingest import ingest as ingest_flow
     from flows.series.params import IngestParams
+
+    params = IngestParams(config=str(config), sources=source or [])
+    ready_for_flows()
+    _show(ingest_flow(params))
+
+
+def check_sources(config: Path, names: list[str] | None) -> list[Any]:
+    """The named sources of the sources file; a bad file or an unknown name is a SeqcastError."""
     from flows.sources.config import read_sources_file
 
-    read_sources_file(config).select(source)  # a bad file or name fails before the flow starts
-    preflight()
-    _show(ingest_flow(IngestParams(config=str(config), sources=source or [])))
+    return read_sources_file(config).select(names)
 
 
 def _utc(text: str, option: str) -> dt.datetime:
@@ -128,24 +185,26 @@ def backfill(
     end: str = typer.Option(..., help="up to this UTC date/time (excluded)"),
 ) -> None:
     """Replay a time range of a source; idempotent, the live watermark does not move."""
+    window = (_utc(start, "--start"), _utc(end, "--end"))
+
+    def check() -> None:
+        from flows.sources.runner import REPLAYABLE
+
+        cfg = check_sources(config, [source])[0]
+        if cfg.type not in REPLAYABLE:
+            raise SeqcastError(
+                f"source {source} ({cfg.type}) cannot replay; backfill works for "
+                f"{', '.join(REPLAYABLE)} sources"
+            )
+        if window[0] >= window[1]:
+            raise SeqcastError(f"start must be before end (--start {start}, --end {end})")
+
+    preflight(check, wait=False)
     from flows.series.ingest import ingest as ingest_flow
     from flows.series.params import IngestParams
-    from flows.sources.config import read_sources_file
-    from flows.sources.runner import REPLAYABLE
 
-    cfg = read_sources_file(config).select([source])[0]
-    if cfg.type not in REPLAYABLE:
-        raise SeqcastError(
-            f"source {source} ({cfg.type}) cannot replay; backfill works for "
-            f"{', '.join(REPLAYABLE)} sources"
-        )
-    params = IngestParams(
-        config=str(config),
-        sources=[source],
-        start=_utc(start, "--start"),
-        end=_utc(end, "--end"),
-    )
-    preflight()
+    params = IngestParams(config=str(config), sources=[source], start=window[0], end=window[1])
+    ready_for_flows()
     _show(ingest_flow(params))
 
 
@@ -153,20 +212,18 @@ def backfill(
 @user_errors
 def mqtt(config: Path = CONFIG, source: str = typer.Option(None, "--source", "-s")) -> None:
     """Consume an MQTT source continuously, a micro-batch at a time, until Ctrl-C/SIGTERM."""
-    from db import make_engine
-    from flows.sources.config import MqttSource, read_sources_file
-    from flows.sources.runner import run_source
-
-    configs = [
-        c for c in read_sources_file(config).select([source] if source else []) if c.type == "mqtt"
-    ]
+    configs = [c for c in check_sources(config, [source] if source else []) if c.type == "mqtt"]
     if len(configs) != 1:
         names = [c.name for c in configs]
         raise SeqcastError(
             f"{config}: name one MQTT source with --source (found {names or 'none'})"
         )
+    precheck()  # no flow: the source's loop writes to the database itself
+    from db import make_engine
+    from flows.sources.config import MqttSource
+    from flows.sources.runner import run_source
+
     cfg = cast(MqttSource, configs[0])
-    preflight()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import console, user_errors
+from flows.cli.common import console, preflight, user_errors
 
 app = typer.Typer()
 
@@ -15,6 +15,7 @@ app = typer.Typer()
 @user_errors
 def demo() -> None:
     """Run the pipeline on the bundled real data with embedded defaults and show the results."""
+    preflight(database=False)  # one Prefect server for all its flows; it migrates the database
     from flows.demo.series import run_demo
 
     run_demo(console)
@@ -29,6 +30,7 @@ def serve(
 
     Groups with their own schedule in the project file get their own deployments.
     """
+    preflight(database=False)  # the Prefect server it serves against
     from flows.project import locate
     from flows.serving import serve_deployments
 

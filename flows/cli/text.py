@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 import typer
 
-from flows.cli.common import preflight, print_rejects, print_rows, user_errors
+from flows.cli.common import precheck, preflight, print_rejects, print_rows, user_errors
 from flows.errors import SeqcastError
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def ingest_text(
     label_column: str | None = typer.Option(None, help="name of the label column (CSV/TSV)"),
 ) -> None:
     """Load documents with their labels or tags; malformed records go to rejected_rows."""
+    precheck()  # the database, before the flow modules load
     from flows.text.ingest import ingest_text as ingest_flow
     from flows.text.params import IngestTextParams
 
@@ -60,6 +61,7 @@ def train_text(
     max_epochs: int | None = typer.Option(None, help="epochs for both models (default: theirs)"),
 ) -> None:
     """Train, register and promote the text classifier and tagger."""
+    precheck()  # the database, before the flow modules load
     from flows.text.params import ClassifierParams, TaggerParams, TrainTextParams
     from flows.text.train import train_text as train_flow
 
@@ -91,6 +93,7 @@ def score_text(
     limit: int | None = typer.Option(None, help="documents per model at most"),
 ) -> None:
     """Score documents not yet scored by each champion; write predictions in one transaction."""
+    precheck()  # the database, before the flow modules load
     from flows.text.params import ScoreTextParams
     from flows.text.results import SCORING_COLUMNS
     from flows.text.score import score_text as score_flow
