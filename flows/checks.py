@@ -6,7 +6,6 @@ from db import make_engine
 from db.migrate import require_current
 from flows.settings import Settings
 from flows.tasks import io_task
-from flows.tracking.runs import configure
 
 
 @io_task(retries=3)
@@ -22,4 +21,8 @@ def check_database() -> None:
 @io_task(retries=3)
 def check_tracking() -> None:
     """Point MLflow at the configured store; fail naming it when it cannot be used."""
+    # Imported here: mlflow takes most of a second to load, and flows that log nothing to it
+    # (ingest) import this module for check_database.
+    from flows.tracking.runs import configure
+
     configure(Settings.from_env())
