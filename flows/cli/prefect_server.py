@@ -211,8 +211,13 @@ def start(project_dir: Path | None = None) -> None:
 
 def wait() -> None:
     """Block until the chosen Prefect API can take flows (a no-op for a named server)."""
+    global _server
     if _server is not None and not _server.ready:
-        _server.wait()
+        try:
+            _server.wait()
+        except PrefectServerError:
+            _server = None  # stopped; a later command in this process may try again
+            raise
         # Its port is final now (a start that lost its port to another program moves).
         # It serves no UI and ends with the command: no "View at" links to it in flow logs.
         _use(_server.api_url, ui=_server.ui)

@@ -328,6 +328,26 @@ def test_a_temporary_server_slower_than_the_users_limit_is_one_line(tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_one_process_starts_one_temporary_server_for_all_its_flows(tmp_path: Path) -> None:
+    env = _cli_env(tmp_path)
+    assert _cli(["db", "upgrade"], tmp_path, env).returncode == 0
+    (tmp_path / "a.csv").write_text(OBS)
+    (tmp_path / "b.csv").write_text(OBS.replace("room-1", "room-2"))
+    script = (
+        "from flows.cli import app\n"
+        "for name in ('a.csv', 'b.csv'):\n"
+        f"    assert app(['ingest', name, *{FILE!r}], standalone_mode=False) in (None, 0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr.count("Starting temporary Prefect server") == 1, out.stderr
+    assert "Starting temporary server" not in out.stderr  # Prefect's own never starts
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.slow
 def test_one_shot_ingest_succeeds_on_a_saturated_cpu(tmp_path: Path) -> None:
     env = _cli_env(tmp_path)
     assert _cli(["db", "upgrade"], tmp_path, env).returncode == 0
