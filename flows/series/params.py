@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from forecasting.models import RecurrentForecasterConfig
-from forecasting.panel import PanelConfig
-from forecasting.spec import ForecasterSpec
-from forecasting.training import TrainConfig
+if TYPE_CHECKING:
+    from forecasting.spec import ForecasterSpec
 
 Cell = Literal["lstm", "gru", "rnn"]
 
@@ -160,6 +158,11 @@ class ModelGroup(BaseModel):
 
     def spec(self, cell: str) -> ForecasterSpec:
         """The forecasting layer's frozen config for one cell type."""
+        from forecasting.models import RecurrentForecasterConfig
+        from forecasting.panel import PanelConfig
+        from forecasting.spec import ForecasterSpec
+        from forecasting.training import TrainConfig
+
         return ForecasterSpec(
             model=RecurrentForecasterConfig(
                 cell=cell,  # type: ignore[arg-type]
