@@ -142,14 +142,17 @@ def check_freq(freq: str) -> None:
         ) from None
 
 
-CONFIG = typer.Option(..., "--config", "-c", help="sources file (YAML), see config/")
+CONFIG = typer.Option(
+    None, "--config", "-c", help="project or sources file (default: the project file)"
+)
 SOURCE = typer.Option(None, "--source", "-s", help="only this source (repeatable)")
 
 
 @app.command("run")
 @user_errors
-def run(config: Path = CONFIG, source: list[str] = SOURCE) -> None:
+def run(config: Path | None = CONFIG, source: list[str] = SOURCE) -> None:
     """Load what is new in every configured source (MQTT: drain what arrived, then stop)."""
+    config = sources_file(config)
     preflight(lambda: check_sources(config, source), wait=False)
     from flows.series.ingest import ingest as ingest_flow
     from flows.series.params import IngestParams
@@ -159,11 +162,18 @@ def run(config: Path = CONFIG, source: list[str] = SOURCE) -> None:
     _show(ingest_flow(params))
 
 
-def check_sources(config: Path, names: list[str] | None) -> list[Any]:
-    """The named sources of the sources file; a bad file or an unknown name is a SeqcastError."""
-    from flows.sources.config import read_sources_file
+def sources_file(config: Path | None) -> Path:
+    """``--config``, else the project file (seqcast --config, $SEQCAST_CONFIG, ./seqcast.yaml)."""
+    from flows.project import require
 
-    return read_sources_file(config).select(names)
+    return config if config is not None else require()
+
+
+def check_sources(config: Path, names: list[str] | None) -> list[Any]:
+    """The named sources of the file; a bad file or an unknown name is a SeqcastError."""
+    from flows.project import load_project
+
+    return load_project(config).select_sources(names)
 
 
 def _utc(text: str, option: str) -> dt.datetime:
@@ -180,11 +190,12 @@ def _utc(text: str, option: str) -> dt.datetime:
 @user_errors
 def backfill(
     source: str = typer.Argument(..., help="name of a files, http or sql source"),
-    config: Path = CONFIG,
+    config: Path | None = CONFIG,
     start: str = typer.Option(..., help="from this UTC date/time (included)"),
     end: str = typer.Option(..., help="up to this UTC date/time (excluded)"),
 ) -> None:
     """Replay a time range of a source; idempotent, the live watermark does not move."""
+    config = sources_file(config)
     window = (_utc(start, "--start"), _utc(end, "--end"))
 
     def check() -> None:
@@ -210,8 +221,9 @@ def backfill(
 
 @app.command("mqtt")
 @user_errors
-def mqtt(config: Path = CONFIG, source: str = typer.Option(None, "--source", "-s")) -> None:
+def mqtt(config: Path | None = CONFIG, source: str = typer.Option(None, "--source", "-s")) -> None:
     """Consume an MQTT source continuously, a micro-batch at a time, until Ctrl-C/SIGTERM."""
+    config = sources_file(config)
     configs = [c for c in check_sources(config, [source] if source else []) if c.type == "mqtt"]
     if len(configs) != 1:
         names = [c.name for c in configs]

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import make_url
 
 from db.observations import SeriesSpec
@@ -155,46 +153,3 @@ class SqlSource(_Source):
 SourceConfig = Annotated[
     FilesSource | MqttSource | HttpSource | SqlSource, Field(discriminator="type")
 ]
-
-
-class SourcesFile(BaseModel):
-    """The whole sources file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sources: list[SourceConfig] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> SourcesFile:
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {dupes}")
-        return self
-
-    def select(self, names: list[str] | None) -> list[SourceConfig]:
-        """The named sources (all when ``names`` is empty)."""
-        if not names:
-            return list(self.sources)
-        known = {s.name for s in self.sources}
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise SeqcastError(f"unknown source(s) {unknown}; the file declares {sorted(known)}")
-        return [s for s in self.sources if s.name in names]
-
-
-def read_sources_file(path: str | Path) -> SourcesFile:
-    """Read and validate a sources file; errors name the file and the offending key."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SeqcastError(f"{path}: no such sources file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SeqcastError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
-    try:
-        return SourcesFile.model_validate(data or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise SeqcastError(f"{path}: {where}: {err['msg']}") from None

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from db import make_engine
 from flows.cli import app
 from flows.errors import SeqcastError
-from flows.sources.config import read_sources_file
+from flows.project import load_project
 from tests.support import REPO
 
 ROOT = REPO
@@ -21,9 +21,9 @@ runner = CliRunner()
 
 
 def test_the_example_sources_files_are_valid() -> None:
-    full = read_sources_file(ROOT / "config" / "sources.full-example.yaml")
+    full = load_project(ROOT / "config" / "sources.full-example.yaml")
     assert [s.type for s in full.sources] == ["files", "mqtt", "http", "sql"]
-    local = read_sources_file(ROOT / "config" / "sources.example.yaml")
+    local = load_project(ROOT / "config" / "sources.example.yaml")
     assert [s.type for s in local.sources] == ["files"]
 
 
@@ -31,7 +31,10 @@ def test_the_example_sources_files_are_valid() -> None:
     ("body", "message"),
     [
         ("sources: [{name: a, type: ftp}]", "does not match any of the expected tags"),
-        ("sources: [{name: a, type: files}]", "sources.0.files.path: Field required"),
+        (
+            "sources: [{name: a, type: files}]",
+            r"sources\[0\] \(name: a\)\.files\.path: required; add it",
+        ),
         (
             "sources: [{name: a, type: sql, url: 'postgresql://u:pw@h/db', table: t, "
             "ts_column: ts, value_column: v, series_id: x}]",
@@ -55,7 +58,7 @@ def test_bad_sources_files_name_the_file_and_the_key(
     path = tmp_path / "sources.yaml"
     path.write_text(body)
     with pytest.raises(SeqcastError, match=message) as info:
-        read_sources_file(path)
+        load_project(path)
     assert str(path) in str(info.value)
 
 
@@ -178,7 +181,7 @@ def test_ingest_run_loads_each_source_and_the_artifact_lists_them(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ingest", "run", "--config", "missing.yaml"], "missing.yaml: no such sources file"),
+        (["ingest", "run", "--config", "missing.yaml"], "missing.yaml: no such project file"),
         (["ingest", "run", "-c", "{config}", "-s", "nope"], "unknown source(s) ['nope']"),
         (
             [
