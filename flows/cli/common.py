@@ -79,9 +79,10 @@ def ready_for_flows() -> None:
 
     prefect_server.wait()
     quiet_user_tracebacks()
-    if _flush_subnormals:
+    if _flush_subnormals and "torch" in sys.modules:
         # Subnormal floats as zero, set before the flow's first torch work, so every thread
-        # torch creates inherits the same setting (see forecasting.device).
+        # torch creates inherits the same setting (see forecasting.device). The flows that
+        # compute with torch import it with their module; the others (ingest) never load it.
         from forecasting.device import flush_denormals
 
         flush_denormals()

@@ -131,6 +131,23 @@ def test_user_errors_load_neither_prefect_nor_mlflow_nor_torch(project: Path) ->
     assert seen == {"codes": [1] * len(cases), "heavy": []}
 
 
+def test_the_console_script_flushes_subnormals_before_flows_that_use_torch() -> None:
+    script = (
+        "import sys\n"
+        "from flows.cli import common\n"
+        "common.flush_subnormals_before_flows()  # what main() does\n"
+        "common.ready_for_flows()\n"
+        "assert 'torch' not in sys.modules  # a flow without torch (ingest) does not load it\n"
+        "import torch  # a training flow's module\n"
+        "common.ready_for_flows()\n"
+        "from forecasting.device import flushing_denormals\n"
+        "assert flushing_denormals()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SEQCAST_FLUSH_DENORMAL": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def _settings(api_url: str | None = None, ephemeral: bool = True) -> Any:
     """What prefect_server.start reads of Prefect's settings."""
     return SimpleNamespace(
