@@ -37,7 +37,7 @@ def resolved_settings(path: Path, names: list[str]) -> Iterator[tuple[str | None
     """Tables (or one-line notes) for every selected group of the project file at ``path``."""
     from db import make_engine
     from db.migrate import require_current
-    from db.observations import list_series
+    from db.observations import list_series, read_observations
     from flows.project import apply_environment, load_project
     from flows.series.groups import assign_series, resolve_groups
 
@@ -48,9 +48,13 @@ def resolved_settings(path: Path, names: list[str]) -> Iterator[tuple[str | None
     try:
         require_current(engine)
         catalog = list_series(engine)
+        # The same data training reads: its gaps and seasonality shape the derived settings.
+        members = assign_series(project.groups, catalog).members
+        ids = sorted({sid for g in selected for sid in members.get(g.name, [])})
+        frame = read_observations(engine, ids) if ids else None
     finally:
         engine.dispose()
-    resolved, failed = resolve_groups(selected, project.groups, catalog)
+    resolved, failed = resolve_groups(selected, project.groups, catalog, frame)
     yield None, f"project file {path.resolve()}: {len(project.groups)} group(s)"
     for group in resolved:
         title = f"group {group.name} ({group.registered_model})"
