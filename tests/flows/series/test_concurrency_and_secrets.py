@@ -17,7 +17,7 @@ from flows.series.params import IngestParams, PipelineParams, TrainParams
 from flows.series.pipeline import pipeline
 from flows.series.train import train_forecasters
 from tests.support import REPO
-from tests.support.groups import tiny_groups
+from tests.support.groups import tiny_groups, write_project
 
 ROOT = REPO
 pytestmark = pytest.mark.slow
@@ -49,6 +49,7 @@ def test_two_forecasts_and_an_ingest_at_once(service_env: dict[str, str], tmp_pa
     ingest(IngestParams(bundled=["stocks"]))
     prices = tiny_groups()[1]
     train_forecasters(TrainParams(groups=[prices]))
+    write_project(tmp_path / "seqcast.yaml", [prices])  # what the commands below read
     new_rows = _next_days_csv(url, tmp_path / "new.csv")
     env = {**os.environ, **service_env, "PREFECT_API_URL": _api_url()}
     seqcast = [sys.executable, "-m", "flows.cli"]
