@@ -6,8 +6,8 @@ Every measurement is a fresh ``python`` process running the ``seqcast`` console 
 ``main()`` from a scratch project directory, with PREFECT_API_URL unset, as a user at a shell
 runs it. Variants, all in this one run:
 
-* ``before``: the tree at REF (default: where this branch left ``main``), checked out in a
-  temporary git worktree;
+* ``before``: the tree at REF (default: main just before this work, :data:`BEFORE`), checked
+  out in a temporary git worktree;
 * ``after``: this checkout;
 * ``after, make up``: this checkout with a Prefect server running as ``make up`` leaves it
   (its pid and port under ``.seqcast-servers/`` of the project directory).
@@ -162,66 +162,84 @@ def base_env(project: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def time_errors(tree: Path, project: Path, env: dict[str, str], runs: int) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    # The database the file and option errors run against is migrated: only the two database
-    # cases meet a database that is not.
-    _, code, output, _, _ = run_cli(tree, project, ["db", "upgrade"], env)
-    assert code == 0, output
-    for name, args, database in USER_ERRORS:
-        case_env = {**env, "SEQCAST_DATABASE_URL": database} if database else env
-        seconds, codes, servers, tracebacks, last = [], [], 0, 0, ""
-        for _ in range(runs):
-            s, code, output, _, _ = run_cli(tree, project, args, case_env)
-            seconds.append(s)
-            codes.append(code)
-            servers += "temporary server" in output.lower().replace("prefect server", "server")
-            tracebacks += "Traceback" in output
-            errors = [line for line in output.splitlines() if line.startswith("error:")]
-            last = errors[-1] if errors else f"(no error line; exit {code})"
-        results[name] = {
-            **summary(seconds),
-            "exit_codes": sorted(set(codes)),
-            "runs_with_a_server": servers,
-            "runs_with_a_traceback": tracebacks,
-            "message": last[:160],
+Variant = tuple[Path, Path, dict[str, str]]  # tree, project directory, environment
+
+
+def time_errors(variants: dict[str, Variant], runs: int) -> dict[str, dict[str, Any]]:
+    """Each user error, the variants taking turns run by run (the machine's load drifts)."""
+    for tree, project, env in variants.values():
+        # The file and option errors meet a migrated database; only the two database cases
+        # meet one that is not.
+        _, code, output, _, _ = run_cli(tree, project, ["db", "upgrade"], env)
+        assert code == 0, output
+    results: dict[str, dict[str, Any]] = {name: {} for name in variants}
+    for case, args, database in USER_ERRORS:
+        seen: dict[str, dict[str, Any]] = {
+            name: {"seconds": [], "codes": set(), "servers": 0, "tracebacks": 0, "last": ""}
+            for name in variants
         }
-        print(f"  {name}: {results[name]}", flush=True)
+        for _ in range(runs):
+            for name, (tree, project, env) in variants.items():
+                case_env = {**env, "SEQCAST_DATABASE_URL": database} if database else env
+                s, code, output, _, _ = run_cli(tree, project, args, case_env)
+                got = seen[name]
+                got["seconds"].append(s)
+                got["codes"].add(code)
+                got["servers"] += "temporary server" in output.lower().replace(
+                    "prefect server", "server"
+                )
+                got["tracebacks"] += "Traceback" in output
+                errors = [line for line in output.splitlines() if line.startswith("error:")]
+                got["last"] = errors[-1] if errors else f"(no error line; exit {code})"
+        for name, got in seen.items():
+            results[name][case] = {
+                **summary(got["seconds"]),
+                "exit_codes": sorted(got["codes"]),
+                "runs_with_a_server": got["servers"],
+                "runs_with_a_traceback": got["tracebacks"],
+                "message": got["last"][:160],
+            }
+            print(f"  {name}, {case}: {results[name][case]}", flush=True)
     return results
 
 
-def time_one_shot(
-    tree: Path, project: Path, env: dict[str, str], runs: int, warm: bool = True
-) -> dict[str, Any]:
-    phases: dict[str, list[float]] = {k: [] for k in ("total", "a", "b", "c", "server_boot")}
-    servers = []
-    for run in range(-1 if warm else 0, runs):
-        db = project / "seqcast.db"
-        for leftover in project.glob("seqcast.db*"):
-            leftover.unlink()
-        run_env = {**env, "SEQCAST_DATABASE_URL": f"sqlite:///{db}"}
-        _, code, output, _, _ = run_cli(tree, project, ["db", "upgrade"], run_env)
-        assert code == 0, output
-        seconds, code, output, marks, t0 = run_cli(
-            tree, project, ["ingest", "small.csv", *FILE], run_env
-        )
-        assert code == 0 and "11520" in output.replace(",", ""), output[-3000:]
-        if run < 0:
-            continue  # warms the Prefect home: its database migrations are a first start's cost
-        began = flow_began(output, t0)
-        ready = marks.get("ready", marks.get("spawn"))
-        assert began is not None and ready is not None, (marks, output[-2000:])
-        phases["total"].append(seconds)
-        phases["a"].append(ready - t0)
-        phases["b"].append(began - ready)
-        phases["c"].append(t0 + seconds - began)
-        if "spawn" in marks:
-            phases["server_boot"].append(began - marks["spawn"])
-        servers.append(output.lower().count("starting temporary"))
-    result = {k: summary(v) for k, v in phases.items() if v}
-    result["temporary_servers_per_run"] = sorted(set(servers))
-    print(f"  one-shot ingest: {result}", flush=True)
-    return result
+def one_shot(tree: Path, project: Path, env: dict[str, str]) -> dict[str, float]:
+    """One ingest of small.csv into a fresh migrated database, split into its parts."""
+    for leftover in project.glob("seqcast.db*"):
+        leftover.unlink()
+    run_env = {**env, "SEQCAST_DATABASE_URL": f"sqlite:///{project / 'seqcast.db'}"}
+    _, code, output, _, _ = run_cli(tree, project, ["db", "upgrade"], run_env)
+    assert code == 0, output
+    seconds, code, output, marks, t0 = run_cli(
+        tree, project, ["ingest", "small.csv", *FILE], run_env
+    )
+    assert code == 0 and "11520" in output.replace(",", ""), output[-3000:]
+    began = flow_began(output, t0)
+    ready = marks.get("ready", marks.get("spawn"))
+    assert began is not None and ready is not None, (marks, output[-2000:])
+    parts = {"total": seconds, "a": ready - t0, "b": began - ready, "c": t0 + seconds - began}
+    if "spawn" in marks:
+        parts["server_boot"] = began - marks["spawn"]
+    parts["servers"] = output.lower().count("starting temporary")
+    return parts
+
+
+def time_one_shots(variants: dict[str, Variant], runs: int) -> dict[str, dict[str, Any]]:
+    """The one-shot ingest, the variants taking turns; each warmed by one untimed run first
+    (its Prefect home's database migrations are a first-ever start's cost)."""
+    for variant in variants.values():
+        one_shot(*variant)
+    parts: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, variant in variants.items():
+            parts[name].append(one_shot(*variant))
+    results = {}
+    for name, runs_parts in parts.items():
+        keys = [k for k in ("total", "a", "b", "c", "server_boot") if k in runs_parts[0]]
+        results[name] = {k: summary([p[k] for p in runs_parts]) for k in keys}
+        results[name]["temporary_servers_per_run"] = sorted({int(p["servers"]) for p in runs_parts})
+        print(f"  {name}, one-shot ingest: {results[name]}", flush=True)
+    return results
 
 
 def start_local_server(where: Path) -> subprocess.Popen[bytes]:
@@ -269,11 +287,9 @@ def before_tree(ref: str, scratch: Path) -> Path:
     return tree
 
 
-def default_before() -> str:
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True
-    )
-    return out.stdout.strip() or "main"
+# main just before the CLI work of issue 15 (user errors before any Prefect server, the
+# CLI's own temporary server): the tree a user timed.
+BEFORE = "cbbb4df"
 
 
 def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -333,46 +349,33 @@ def main() -> None:
     trees = {"after": ROOT}
     ref = None
     if not args.no_before:
-        ref = args.before or default_before()
+        ref = args.before or BEFORE
         trees = {"before": before_tree(ref, scratch), **trees}
     load_before = load_average()
     results: dict[str, Any] = {}
     local: subprocess.Popen[bytes] | None = None
     try:
-        for variant, tree in trees.items():
-            project = scratch / variant
+        variants: dict[str, Variant] = {}
+        for name, tree in [*trees.items(), ("after, make up", ROOT)]:
+            project = scratch / name.replace(", ", "-").replace(" ", "-")
             project.mkdir()
             write_inputs(project)
-            env = base_env(project, scratch / f"prefect-home-{variant}")
-            print(f"{variant} ({tree}):", flush=True)
-            results[variant] = {
-                "errors": time_errors(tree, project, env, args.runs),
-                "one_shot": time_one_shot(tree, project, env, args.runs),
-            }
-        project = scratch / "after, make up"
-        project.mkdir()
-        write_inputs(project)
-        local = start_local_server(project)
-        print("after, with the server `make up` runs:", flush=True)
-        env = base_env(project, scratch / "prefect-home-after")
-        results["after, make up"] = {"one_shot": time_one_shot(ROOT, project, env, args.runs)}
+            home = scratch / f"prefect-home-{'after' if tree == ROOT else name}"
+            variants[name] = (tree, project, base_env(project, home))
+        local = start_local_server(variants["after, make up"][1])
+        errors = time_errors({k: v for k, v in variants.items() if k in trees}, args.runs)
+        one_shots = time_one_shots(variants, args.runs)
+        for name in variants:
+            results[name] = {"one_shot": one_shots[name]}
+            if name in errors:
+                results[name]["errors"] = errors[name]
     finally:
         if local is not None:
             os.killpg(local.pid, signal.SIGTERM)
             local.wait(timeout=30)
         if ref is not None:
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "remove",
-                    "--force",
-                    str(scratch / "before-tree"),
-                ],
-                capture_output=True,
-            )
+            remove = ["worktree", "remove", "--force", str(scratch / "before-tree")]
+            subprocess.run(["git", "-C", str(ROOT), *remove], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
     columns, rows = table(results)
     width = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
@@ -405,6 +408,7 @@ def main() -> None:
             "details": results,
             "notes": [
                 "Each run is a fresh process from a scratch directory; PREFECT_API_URL unset.",
+                "The variants take turns run by run, so a drift in the machine's load is shared.",
                 f"Slowest time to a user error after: {slowest:.2f} s; runs that started a "
                 f"Prefect server: {sum(e['runs_with_a_server'] for e in after_errors.values())}.",
             ],
