@@ -42,6 +42,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cli_latency_table import table
 from common import ROOT, load_average, target, write_result
 
 # Runs inside each measured process: note when the Prefect server is spawned and when the
@@ -292,53 +293,6 @@ def before_tree(ref: str, scratch: Path) -> Path:
 BEFORE = "cbbb4df"
 
 
-def table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    variants = list(results)
-    columns = ["measure"] + [f"{v} median [min-max] s" for v in variants]
-    if "before" in results:
-        columns.append("before/after (median)")
-    columns.append("outcome (" + " / ".join(v for v in variants if "errors" in results[v]) + ")")
-    rows: list[list[Any]] = []
-
-    def row(label: str, get: Any) -> None:
-        cells: list[Any] = [label]
-        values = {}
-        for v in variants:
-            s = get(results[v])
-            values[v] = s
-            cells.append("-" if s is None else f"{s['median']:.2f} [{s['min']:.2f}-{s['max']:.2f}]")
-        if "before" in results:
-            b, a = values.get("before"), values.get("after")
-            cells.append(f"{b['median'] / a['median']:.1f}x" if b and a and a["median"] else "-")
-        rows.append(cells)
-
-    for name, _, _ in USER_ERRORS:
-        row(f"error: {name}", lambda r, n=name: r.get("errors", {}).get(n))
-        rows[-1].append(" / ".join(outcome(results[v]["errors"][name]) for v in variants
-                                   if "errors" in results[v]))  # fmt: skip
-    labels = {
-        "total": "one-shot ingest, total",
-        "a": "  (a) process start + imports",
-        "b": "  (b) waiting for the Prefect server",
-        "c": "  (c) the flow",
-        "server_boot": "  server boot (spawn to flow start)",
-    }
-    for key, label in labels.items():
-        row(label, lambda r, k=key: r.get("one_shot", {}).get(k))
-        rows[-1].append("")
-    return columns, rows
-
-
-def outcome(error: dict[str, Any]) -> str:
-    """How the runs of one user error ended: exit codes, tracebacks, Prefect servers."""
-    text = "exit " + ",".join(str(c) for c in error["exit_codes"])
-    if error["runs_with_a_traceback"]:
-        text += ", traceback"
-    if error["runs_with_a_server"]:
-        text += ", server started"
-    return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -377,7 +331,7 @@ def main() -> None:
             remove = ["worktree", "remove", "--force", str(scratch / "before-tree")]
             subprocess.run(["git", "-C", str(ROOT), *remove], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
-    columns, rows = table(results)
+    columns, rows = table(results, [name for name, _, _ in USER_ERRORS])
     width = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
     for r in [columns, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, width, strict=True)))
