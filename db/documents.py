@@ -30,6 +30,7 @@ from db.batches import (
 from db.observations import known_series_ids
 from db.schema import document_labels, documents
 from db.upsert import upsert
+from db.watermarks import WatermarkUpdate, advance_watermark
 
 _IN_CHUNK = 500
 
@@ -191,14 +192,19 @@ def _rejects(batch: DocumentBatch, rejected: list[tuple[DocumentRow, str]]) -> p
     return pd.DataFrame(rows, columns=["row_number", "reason", "value"])
 
 
-def ingest_documents(engine: Engine, batch: DocumentBatch) -> IngestResult:
+def ingest_documents(
+    engine: Engine, batch: DocumentBatch, watermark: WatermarkUpdate | None = None
+) -> IngestResult:
     """Load one file's documents (and their ``batch.task`` labels) in one transaction.
 
     Content of ``batch.source`` loaded before is not loaded again: the result then has the
-    earlier load's counts and ``already_loaded`` set.
+    earlier load's counts and ``already_loaded`` set. ``watermark`` (a document source's
+    progress) is merged in the same transaction, also when the content was loaded before.
     """
     try:
         with engine.begin() as conn:
+            if watermark is not None:
+                advance_watermark(conn, watermark)
             prior = find_batch(conn, batch.source, batch.content_sha256)
             if prior is not None and prior.complete:
                 return batch_result(conn, prior.batch_id, already_loaded=True)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flows.errors import SeqcastError
 from flows.series.params import ModelGroup, SeriesSelector
 from flows.sources.config import SourceConfig
+from flows.sources.doc_config import DocumentSourceConfig
 
 FILE_NAME = "seqcast.yaml"
 ENV_VAR = "SEQCAST_CONFIG"
@@ -91,12 +92,16 @@ class ProjectFile(BaseModel):
         default_factory=list, description="bundled real data sets every ingest loads"
     )
     sources: list[SourceConfig] = Field(default_factory=list)
+    documents: list[DocumentSourceConfig] = Field(
+        default_factory=list, description="document sources the ingest-text flow loads"
+    )
     groups: list[GroupConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProjectFile:
         for what, names in (
-            ("source", [s.name for s in self.sources]),
+            # One namespace: a source's name keys its stored watermark.
+            ("source", [s.name for s in [*self.sources, *self.documents]]),
             ("group", [g.name for g in self.groups]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -113,6 +118,18 @@ class ProjectFile(BaseModel):
         if unknown:
             raise SeqcastError(f"unknown source(s) {unknown}; the file declares {sorted(known)}")
         return [s for s in self.sources if s.name in names]
+
+    def select_documents(self, names: list[str] | None) -> list[DocumentSourceConfig]:
+        """The named document sources (all when ``names`` is empty)."""
+        if not names:
+            return list(self.documents)
+        known = {s.name for s in self.documents}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise SeqcastError(
+                f"unknown document source(s) {unknown}; the file declares {sorted(known)}"
+            )
+        return [s for s in self.documents if s.name in names]
 
     def select_groups(self, names: list[str] | None) -> list[GroupConfig]:
         """The named groups (all when ``names`` is empty); unknown names fail naming the known."""

@@ -26,21 +26,31 @@ def ingest_text(
         [], "--bundled", help="bundled real data: rotten_tomatoes, turkish_treebank"
     ),
     label_column: str | None = typer.Option(None, help="name of the label column (CSV/TSV)"),
+    sources: bool = typer.Option(
+        False, "--sources", help="also load the project file's document sources (documents:)"
+    ),
+    source: list[str] = typer.Option([], "--source", "-s", help="only this document source"),
 ) -> None:
     """Load documents with their labels or tags; malformed records go to rejected_rows."""
     precheck()  # the database, before the flow modules load
+    from flows.project import load_project, require
     from flows.text.ingest import ingest_text as ingest_flow
     from flows.text.params import IngestTextParams
 
+    config = str(require()) if sources or source else None
     params = IngestTextParams(
         paths=[str(p) for p in paths or []],
         format=format,
         task=task,
         bundled=bundled,
         label_column=label_column,
+        config=config,
+        sources=source,
     )
-    if not params.paths and not params.bundled:
-        raise SeqcastError("nothing to ingest: give files or --bundled rotten_tomatoes")
+    if config is not None and not load_project(config).select_documents(source):
+        raise SeqcastError(f"{config} declares no document sources (documents:)")
+    if not params.paths and not params.bundled and config is None:
+        raise SeqcastError("nothing to ingest: give files, --bundled rotten_tomatoes, or --sources")
     preflight()
     results = ingest_flow(params)
     print_rows(

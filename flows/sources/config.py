@@ -19,6 +19,36 @@ from flows.errors import SeqcastError
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,60}$")]
 
 
+def check_http(auth_header: str | None, auth_env: str | None, start: str) -> None:
+    """The HTTP sources' shared checks: auth header and variable together, an aware start."""
+    if (auth_header is None) != (auth_env is None):
+        raise ValueError("give auth_header and auth_env together")
+    try:
+        aware = dt.datetime.fromisoformat(start).tzinfo is not None
+    except ValueError:
+        aware = False
+    if not aware:
+        raise ValueError(f"start {start!r}: give an ISO time with offset, e.g. ...Z")
+
+
+def check_url(url: str | None, url_env: str | None) -> None:
+    """The SQL sources' shared check: one of url and url_env, and no password in a url."""
+    if (url is None) == (url_env is None):
+        raise ValueError("give exactly one of url or url_env")
+    if url is not None and make_url(url).password is not None:
+        raise ValueError("the url holds a password: put the URL in a variable, use url_env")
+
+
+def resolve_url(source: str, url: str | None, url_env: str | None) -> str:
+    """The url, or the value of the variable url_env names (an error when it is not set)."""
+    if url is not None:
+        return url
+    value = os.environ.get(url_env or "")
+    if not value:
+        raise SeqcastError(f"source {source}: environment variable {url_env} is not set")
+    return value
+
+
 class Declare(BaseModel):
     """Declare the series a source introduces (only ids matching ``match``, when given)."""
 
@@ -101,14 +131,7 @@ class HttpSource(_Source):
 
     @model_validator(mode="after")
     def _auth_pair(self) -> HttpSource:
-        if (self.auth_header is None) != (self.auth_env is None):
-            raise ValueError("give auth_header and auth_env together")
-        try:
-            aware = dt.datetime.fromisoformat(self.start).tzinfo is not None
-        except ValueError:
-            aware = False
-        if not aware:
-            raise ValueError(f"start {self.start!r}: give an ISO time with offset, e.g. ...Z")
+        check_http(self.auth_header, self.auth_env, self.start)
         return self
 
     def start_time(self) -> dt.datetime:
@@ -131,23 +154,13 @@ class SqlSource(_Source):
 
     @model_validator(mode="after")
     def _one_url(self) -> SqlSource:
-        if (self.url is None) == (self.url_env is None):
-            raise ValueError("give exactly one of url or url_env")
-        if self.url is not None and make_url(self.url).password is not None:
-            raise ValueError("the url holds a password: put the URL in a variable, use url_env")
+        check_url(self.url, self.url_env)
         if self.series_column is None and "{series}" in self.series_id:
             raise ValueError("series_id needs series_column, or give a fixed series_id")
         return self
 
     def resolved_url(self) -> str:
-        if self.url is not None:
-            return self.url
-        value = os.environ.get(self.url_env or "")
-        if not value:
-            raise SeqcastError(
-                f"source {self.name}: environment variable {self.url_env} is not set"
-            )
-        return value
+        return resolve_url(self.name, self.url, self.url_env)
 
 
 SourceConfig = Annotated[

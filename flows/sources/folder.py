@@ -22,18 +22,23 @@ SUFFIXES = (".csv", ".csv.gz", ".txt", ".parquet")
 
 def list_files(cfg: FilesSource) -> list[Path]:
     """The files the source covers, oldest modification first."""
-    root = Path(cfg.path).expanduser()
+    return list_paths(cfg.name, cfg.path, SUFFIXES)
+
+
+def list_paths(source: str, path: str, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files with one of ``suffixes`` in the directory or glob ``path``, oldest first."""
+    root = Path(path).expanduser()
     if root.is_dir():
-        found = [p for p in root.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES)]
-    elif any(ch in cfg.path for ch in "*?["):
+        found = [p for p in root.iterdir() if p.is_file() and p.name.lower().endswith(suffixes)]
+    elif any(ch in path for ch in "*?["):
         found = [
             Path(p)
             for p in glob.glob(str(root), recursive=True)
-            if Path(p).is_file() and p.lower().endswith(SUFFIXES)
+            if Path(p).is_file() and p.lower().endswith(suffixes)
         ]
     else:
         raise SeqcastError(
-            f"source {cfg.name}: {cfg.path} is not a directory; give an existing directory "
+            f"source {source}: {path} is not a directory; give an existing directory "
             "or a glob such as incoming/*.csv"
         )
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))

@@ -37,6 +37,27 @@ from flows.sources.config import HttpSource
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+class HttpPolicy(Protocol):
+    """What requests need of a source's settings (series and document sources alike)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def backoff_s(self) -> float: ...
+    @property
+    def max_backoff_s(self) -> float: ...
+    @property
+    def auth_header(self) -> str | None: ...
+    @property
+    def auth_env(self) -> str | None: ...
+    @property
+    def auth_prefix(self) -> str: ...
+
+
 class Clock(Protocol):
     """How the source reads time and waits: the :mod:`time` module, or a fake one in tests."""
 
@@ -78,7 +99,7 @@ def _retry_after(response: httpx.Response, now: float) -> float | None:
 
 
 def fetch_json(
-    client: httpx.Client, url: str, headers: dict[str, str], cfg: HttpSource, limiter: RateLimiter
+    client: httpx.Client, url: str, headers: dict[str, str], cfg: HttpPolicy, limiter: RateLimiter
 ) -> Any:
     """GET ``url`` and decode JSON, retrying timeouts, network errors, 429 and 5xx.
 
@@ -119,7 +140,7 @@ def fetch_json(
     raise SeqcastError(f"GET {shown}: {problem} on all {cfg.retries + 1} attempt(s); try later")
 
 
-def _headers(cfg: HttpSource) -> dict[str, str]:
+def auth_headers(cfg: HttpPolicy) -> dict[str, str]:
     if cfg.auth_header is None:
         return {}
     secret = os.environ.get(cfg.auth_env or "")
@@ -175,7 +196,7 @@ def http_loads(
 ) -> SourceItems:
     """One load per symbol; the watermark keeps the latest timestamp per symbol."""
     limiter = RateLimiter(cfg.rate_per_second, clock)
-    headers = _headers(cfg)
+    headers = auth_headers(cfg)
     default_start = cfg.start_time()
     with httpx.Client(timeout=httpx.Timeout(cfg.timeout_s), follow_redirects=True) as client:
         for symbol in cfg.symbols:

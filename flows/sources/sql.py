@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -93,14 +93,48 @@ def _to_frame(cfg: SqlSource, rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
     return rows_frame(out)
 
 
+def source_engine(source: str, url: str) -> sa.Engine:
+    """An engine on another database: postgresql:// gets psycopg 3, as for seqcast's own, but
+    a plain engine, so that seqcast's SQLite pragmas (WAL) never change someone else's file."""
+    try:
+        return sa.create_engine(database_url(url))
+    except DatabaseError:
+        raise SeqcastError(f"source {source}: the url is not a SQLAlchemy URL") from None
+
+
+def chunks_after(
+    engine: sa.Engine,
+    table: sa.TableClause,
+    wm: sa.ColumnClause[Any],
+    lo: Any,
+    where: list[sa.ColumnElement[bool]],
+    chunk_rows: int,
+) -> Iterator[Sequence[sa.Row[Any]]]:
+    """The rows with ``wm > lo`` (all when ``lo`` is None) in ``wm`` order, about
+    ``chunk_rows`` at a time; rows sharing a ``wm`` value are never split between chunks.
+
+    Each chunk is read in its own connection, after the consumer finished the one before.
+    """
+    while True:
+        cond = [*where, *([wm > lo] if lo is not None else [])]
+        with engine.connect() as conn:
+            upper = conn.execute(
+                sa.select(wm).where(*cond).order_by(wm).offset(chunk_rows - 1).limit(1)
+            ).scalar()
+            if upper is not None:
+                cond.append(wm <= upper)
+            rows = conn.execute(sa.select(table).where(*cond).order_by(wm)).all()
+        if not rows:
+            return
+        lo = rows[-1]._mapping[wm.name]
+        yield rows
+        if upper is None:
+            return
+
+
 def sql_loads(cfg: SqlSource, watermark: dict[str, Any], window: Window | None) -> SourceItems:
     """Chunks of new rows (or of the window's rows, for a backfill) as loads."""
-    try:  # postgresql:// URLs get psycopg 3, as for seqcast's own database
-        url = database_url(cfg.resolved_url())
-    except DatabaseError:
-        raise SeqcastError(f"source {cfg.name}: the url is not a SQLAlchemy URL") from None
-    # A plain engine: seqcast's own SQLite pragmas (WAL) must not change someone else's file.
-    engine = sa.create_engine(url)
+    engine = source_engine(cfg.name, cfg.resolved_url())
     table, wm, ts = _table(cfg)
     label = f"sql:{cfg.name}"
     try:
@@ -113,24 +147,12 @@ def sql_loads(cfg: SqlSource, watermark: dict[str, Any], window: Window | None) 
         if window is not None:
             # A backfill replays a time range of ts_column, whatever the watermark column is.
             ranged += [ts >= _bound(probe, window.start), ts < _bound(probe, window.end)]
-        while True:
-            cond = [*ranged, *([wm > lo] if lo is not None else [])]
-            with engine.connect() as conn:
-                upper = conn.execute(
-                    sa.select(wm).where(*cond).order_by(wm).offset(cfg.chunk_rows - 1).limit(1)
-                ).scalar()
-                if upper is not None:
-                    cond.append(wm <= upper)
-                rows = conn.execute(sa.select(table).where(*cond).order_by(wm)).all()
-            if not rows:
-                return
+        for rows in chunks_after(engine, table, wm, lo, ranged, cfg.chunk_rows):
             lo = rows[-1]._mapping[wm.name]
             frame = _to_frame(cfg, rows)
             mark = None if window is not None else WatermarkUpdate(cfg.name, encode_mark(lo))
             sha = frame_sha256(frame)
             yield SourceLoad(label, sha, [frame], mark)
-            if upper is None:
-                return
     except SQLAlchemyError as exc:
         url = engine.url.render_as_string(hide_password=True)
         raise SeqcastError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -11,22 +10,16 @@ from prefect import flow, get_run_logger
 
 from db import make_engine
 from db.batches import first_rejects
-from db.documents import DocumentBatch, DocumentRow, ingest_documents
+from db.documents import ingest_documents
 from flows.checks import check_database
-from flows.errors import SeqcastError
+from flows.errors import USER_ERRORS, SeqcastError
+from flows.project import apply_environment, load_project
 from flows.settings import Settings
+from flows.sources.doc_config import DocumentSourceConfig
+from flows.sources.doc_files import TextFormat, guess_format, read_document_batch
+from flows.sources.doc_loads import run_document_source
 from flows.tasks import io_task
-from flows.text.params import IngestTextParams, TextFormat
-from nlp.readers import TextFormatError, read_conll, read_conllu, read_labelled
-
-SUFFIX_FORMATS: dict[str, TextFormat] = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".conll": "conll",
-    ".txt": "conll",
-    ".conllu": "conllu",
-}
+from flows.text.params import IngestTextParams
 
 
 def _package_dir(package: str, install: str) -> Path:
@@ -46,65 +39,6 @@ def bundled_text_file(name: str) -> tuple[Path, TextFormat, str, str | None]:
         base = _package_dir("turkish_treebanks", "pip install --no-deps turkish-treebanks==1.0.0")
         return base.parent / "data" / "web.conllu", "conllu", "pos", None
     raise SeqcastError(f"unknown bundled text data set {name!r}")
-
-
-def guess_format(path: Path) -> TextFormat:
-    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".bz2", ".gz")]
-    fmt = SUFFIX_FORMATS.get(suffixes[-1] if suffixes else "")
-    if fmt is None:
-        raise SeqcastError(f"{path}: cannot tell the format from the suffix; pass --format")
-    return fmt
-
-
-def read_document_batch(
-    path: Path, fmt: TextFormat, task_name: str | None, label_column: str | None = None
-) -> DocumentBatch:
-    """Read one file with the nlp readers into rows for the database."""
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise SeqcastError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    sha = hashlib.sha256(content).hexdigest()
-    try:
-        if fmt in ("csv", "tsv"):
-            result = read_labelled(
-                path,
-                label_column=label_column,
-                require_label=False,
-                delimiter="\t" if fmt == "tsv" else ",",
-            )
-            rows = [
-                DocumentRow(
-                    line=r.line,
-                    text=r.text,
-                    doc_id=r.fields.get("doc_id") or r.fields.get("id"),
-                    source=r.fields.get("source"),
-                    published_at=r.fields.get("published_at"),
-                    series_id=r.fields.get("series_id"),
-                    # "plot" rows of the bundled reviews are documents to score, not labels.
-                    label=None if r.label == "plot" and label_column == "category" else r.label,
-                )
-                for r in result.records
-            ]
-            scheme = None
-        else:
-            tagged = read_conll(path) if fmt == "conll" else read_conllu(path, tagset=None)
-            rows = [
-                DocumentRow(line=s.line, text=" ".join(s.tokens), tokens=s.tokens, tags=s.tags)
-                for s in tagged.records
-            ]
-            result, scheme = tagged, tagged.scheme  # type: ignore[assignment]
-    except TextFormatError as exc:
-        raise SeqcastError(str(exc)) from exc
-    task_name = task_name or ("sentiment" if fmt in ("csv", "tsv") else None)
-    return DocumentBatch(
-        source=str(path),
-        content_sha256=sha,
-        task=task_name,
-        rows=rows,
-        read_rejects=[(r.line, r.reason) for r in result.rejects],
-        scheme=scheme,
-    )
 
 
 @io_task()
@@ -127,11 +61,44 @@ def load_text_file(
     }
 
 
+@io_task()
+def load_document_source(cfg: DocumentSourceConfig) -> tuple[list[dict[str, Any]], list[str]]:
+    """Load what is new in one configured document source."""
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        return run_document_source(engine, cfg)
+    finally:
+        engine.dispose()
+
+
+def _configured(params: IngestTextParams) -> tuple[list[dict[str, Any]], list[str]]:
+    """The project file's document sources (all, or the named ones); one that fails entirely
+    is a failure, the others still load."""
+    if params.config is None:
+        return [], []
+    project = load_project(params.config)
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for cfg in project.select_documents(params.sources):
+        try:
+            rows, failed = load_document_source(cfg)
+        except USER_ERRORS as exc:
+            failures.append(f"source {cfg.name}: {exc}")
+            continue
+        results += rows
+        failures += failed
+    return results, failures
+
+
 @flow(name="ingest-text", log_prints=True)
 def ingest_text(params: IngestTextParams | None = None) -> list[dict[str, Any]]:
-    """Load each file (or bundled data set); report counts and the first rejects."""
+    """Load each file, bundled data set and configured document source; report counts and
+    the first rejects. A source or file that cannot be read fails the run after the others
+    loaded."""
     params = params or IngestTextParams()
     logger = get_run_logger()
+    if params.config is not None:
+        apply_environment(load_project(params.config))
     check_database()
     jobs: list[tuple[str, TextFormat | None, str | None, str | None]] = [
         (p, params.format, params.task, params.label_column) for p in params.paths
@@ -139,16 +106,22 @@ def ingest_text(params: IngestTextParams | None = None) -> list[dict[str, Any]]:
     for name in params.bundled:
         bundled_path, bundled_fmt, bundled_task, bundled_column = bundled_text_file(name)
         jobs.append((str(bundled_path), bundled_fmt, bundled_task, bundled_column))
-    results = []
-    for job in jobs:
-        r = load_text_file(*job)
+    results = [load_text_file(*job) for job in jobs]
+    configured, failures = _configured(params)
+    for r in results + configured:
         logger.info(
             "%s: %d received, %d accepted, %d rejected%s",
-            job[0],
+            r["source"],
             r["received"],
             r["accepted"],
             r["rejected"],
             " (already loaded)" if r["already_loaded"] else "",
         )
-        results.append(r)
-    return results
+        for line in r["first_rejects"]:
+            logger.warning("rejected %s", line)
+    if failures:
+        raise SeqcastError(
+            f"{len(failures)} document source part(s) could not be loaded (the other "
+            f"{len(results) + len(configured)} batch(es) were): " + " | ".join(failures)
+        )
+    return results + configured

@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flows.sources.doc_files import TextFormat
 from nlp.classifier import ClassifierSpec
 from nlp.models import BiLSTMTaggerConfig, LSTMClassifierConfig
 from nlp.tagger import TaggerSpec
 from nlp.training import TextTrainConfig
 from nlp.vocab import VocabConfig
 
-TextFormat = Literal["csv", "tsv", "conll", "conllu"]
 TASK_PATTERN = r"^[a-z][a-z0-9_-]{0,40}$"
 
 
@@ -26,6 +26,10 @@ class IngestTextParams(BaseModel):
     task: str | None = Field(None, pattern=TASK_PATTERN, description="e.g. sentiment, ner, pos")
     bundled: list[Literal["rotten_tomatoes", "turkish_treebank"]] = Field(default_factory=list)
     label_column: str | None = None
+    config: str | None = Field(
+        None, description="project file: its document sources (documents:) are loaded too"
+    )
+    sources: list[str] = Field(default_factory=list, description="only these document sources")
 
 
 class _Training(BaseModel):

@@ -17,7 +17,8 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
     assert all(d["work_pool"]["name"] == "seqcast" for d in spec["deployments"])
     built = {d.name: d for d in deployments_from_yaml(ROOT / "prefect.yaml")}
     assert set(built) == {
-        "ingest", "train-forecasters", "forecast", "pipeline", "train-text", "score-text"
+        "ingest", "train-forecasters", "forecast", "pipeline", "ingest-text", "train-text",
+        "score-text",
     }  # fmt: skip
     crons = {name: [s.schedule.cron for s in d.schedules or []] for name, d in built.items()}
     assert crons == {
@@ -25,6 +26,7 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
         "train-forecasters": ["0 2 * * *"],
         "forecast": ["5 * * * *"],
         "pipeline": [],  # declared inactive: the three above cover it
+        "ingest-text": ["10,25,40,55 * * * *"],
         "train-text": ["30 2 * * *"],
         "score-text": ["20 * * * *"],
     }
