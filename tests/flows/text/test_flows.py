@@ -43,12 +43,19 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _review_slice(tmp_path: Path, n: int = 400) -> tuple[Path, int]:
-    """n fresh and n rotten critic snippets from the bundled reviews, plus two bad rows."""
+def _reviews(n: int, skip: int = 0) -> pd.DataFrame:
+    """n fresh and n rotten critic snippets (text, label) from the bundled reviews, after the
+    first ``skip`` of each."""
     path, *_ = bundled_text_file("rotten_tomatoes")
     frame = pd.read_csv(io.BytesIO(bz2.decompress(path.read_bytes())))
-    parts = [frame[frame["category"] == c].head(n) for c in ("fresh", "rotten")]
-    reviews = pd.concat(parts)[["text", "category"]].rename(columns={"category": "label"})
+    frame = frame[~frame["text"].str.strip().duplicated()]  # a repeated text is one document
+    parts = [frame[frame["category"] == c].iloc[skip : skip + n] for c in ("fresh", "rotten")]
+    return pd.concat(parts)[["text", "category"]].rename(columns={"category": "label"})
+
+
+def _review_slice(tmp_path: Path, n: int = 1000) -> tuple[Path, int]:
+    """n fresh and n rotten critic snippets from the bundled reviews, plus two bad rows."""
+    reviews = _reviews(n)
     out = tmp_path / "reviews.csv"
     reviews.to_csv(out, index=False)
     first_bad_line = out.read_text().count("\n") + 1  # some reviews span several lines
@@ -78,7 +85,7 @@ def test_text_flows_from_files_to_predictions(service_env: dict[str, str], tmp_p
     (reviews, bad_line), treebank = _review_slice(tmp_path), _treebank_slice(tmp_path)
     params = IngestTextParams(paths=[str(reviews)], task="sentiment")
     first = ingest_text(params)[0]
-    assert (first["received"], first["accepted"], first["rejected"]) == (802, 800, 2)
+    assert (first["received"], first["accepted"], first["rejected"]) == (2002, 2000, 2)
     assert first["first_rejects"] == [
         f"{reviews}:{bad_line}: empty document",
         f"{reviews}:{bad_line + 1}: expected 2 columns, got 3",
@@ -89,7 +96,10 @@ def test_text_flows_from_files_to_predictions(service_env: dict[str, str], tmp_p
 
     training = TrainTextParams(
         classifier=ClassifierParams(
-            task="sentiment", **{**TINY, "max_epochs": 5, "patience": 5, "learning_rate": 5e-3}
+            task="sentiment",
+            # min_freq 2: on 2,000 reviews a word seen once is noise (held-out accuracy 0.59
+            # against 0.52 with 400 reviews a class, 0.65 against 0.64 with 1,000).
+            **{**TINY, "max_epochs": 5, "patience": 5, "learning_rate": 5e-3, "min_freq": 2},
         ),
         tagger=TaggerParams(task="pos", use_crf=False, **TINY),
     )
@@ -114,28 +124,32 @@ def test_text_flows_from_files_to_predictions(service_env: dict[str, str], tmp_p
     assert challenged["challenged_by"] == decision.version
     assert challenged["challenge_reason"] == decision.reason
 
+    # Reviews the models never saw, loaded unlabelled (a text column only): what scoring
+    # writes for them is judged against their known labels below.
+    held_out = _reviews(200, skip=1000)
+    unseen = tmp_path / "unseen.csv"
+    held_out[["text"]].to_csv(unseen, index=False)
+    n = len(held_out)
+    assert ingest_text(IngestTextParams(paths=[str(unseen)]))[0]["accepted"] == n
     scored = score_text(ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=["pos"]))
-    assert scored.task("sentiment").written == 1100  # every document, reviews and sentences
-    assert scored.task("pos").written == 1100
+    assert scored.task("sentiment").written == 2300 + n  # all: 2,000 reviews, 300 sentences, unseen
+    assert scored.task("pos").written == 2300 + n
     rescored = score_text(ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=["pos"]))
     assert rescored.task("sentiment").written == 0
     engine = make_engine(service_env["SEQCAST_DATABASE_URL"])
     with engine.connect() as conn:
         latest = pd.read_sql(text("SELECT * FROM text_predictions_latest"), conn)
-        agree = conn.execute(
-            text(
-                "SELECT AVG(CASE WHEN p.label = l.label THEN 1.0 ELSE 0.0 END) "
-                "FROM text_predictions_latest p JOIN document_labels l "
-                "ON l.doc_id = p.doc_id AND l.task = 'sentiment' "
-                "WHERE p.model_name = 'seqcast-sentiment'"
-            )
-        ).scalar_one()
     engine.dispose()
-    assert len(latest) == 2200
+    assert len(latest) == 2 * (2300 + n)
     sentiment_rows = latest[latest["model_name"] == "seqcast-sentiment"]
     assert sentiment_rows["label"].isin(["fresh", "rotten"]).all()
     assert sentiment_rows["positive_score"].between(0, 1).all()
-    assert float(agree) > 0.6  # mostly its own training data, after a few tiny epochs
+    truth = dict(zip(held_out["text"].str.strip(), held_out["label"], strict=True))
+    judged = sentiment_rows[sentiment_rows["text"].isin(truth)]
+    assert len(judged) == n
+    accuracy = float((judged["label"] == judged["text"].map(truth)).mean())
+    print(f"held-out accuracy of the written predictions: {accuracy:.3f}")
+    assert accuracy > 0.58  # about 400 unseen reviews, after a few epochs of a tiny model
 
 
 def test_text_cli_reports_rejects_and_user_errors(
