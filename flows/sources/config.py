@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import make_url
@@ -17,18 +17,6 @@ from db.observations import SeriesSpec
 from flows.errors import SeqcastError
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,60}$")]
-
-
-def check_http(auth_header: str | None, auth_env: str | None, start: str) -> None:
-    """The HTTP sources' shared checks: auth header and variable together, an aware start."""
-    if (auth_header is None) != (auth_env is None):
-        raise ValueError("give auth_header and auth_env together")
-    try:
-        aware = dt.datetime.fromisoformat(start).tzinfo is not None
-    except ValueError:
-        aware = False
-    if not aware:
-        raise ValueError(f"start {start!r}: give an ISO time with offset, e.g. ...Z")
 
 
 def check_url(url: str | None, url_env: str | None) -> None:
@@ -108,17 +96,12 @@ class MqttSource(_Source):
         return self.client_id or f"seqcast-{self.name}"
 
 
-class HttpSource(_Source):
-    """A JSON-over-HTTP price API polled per symbol."""
+class HttpRequests(BaseModel):
+    """How an HTTP source asks (shared by the series and the document sources): where a
+    first request starts, credentials, timeouts, retries with backoff, a rate limit."""
 
-    type: Literal["http"]
-    url: str = Field(description="template: {symbol} {start} {end} {start_date} {end_date} ...")
-    symbols: list[str] = Field(min_length=1)
-    series_id: str = "{symbol}"
-    records: str = Field("", description="dotted path to the list of records ('' = the body)")
-    timestamp_field: str = "t"
-    timestamp_unit: Literal["iso", "s", "ms"] = "iso"
-    value_field: str = "price"
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     start: str = Field("1970-01-01T00:00:00+00:00", description="{start} before any watermark")
     auth_header: str | None = None
     auth_env: str | None = Field(None, description="environment variable holding the header")
@@ -130,12 +113,32 @@ class HttpSource(_Source):
     rate_per_second: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
-    def _auth_pair(self) -> HttpSource:
-        check_http(self.auth_header, self.auth_env, self.start)
+    def _auth_pair(self) -> Self:
+        if (self.auth_header is None) != (self.auth_env is None):
+            raise ValueError("give auth_header and auth_env together")
+        try:
+            aware = dt.datetime.fromisoformat(self.start).tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise ValueError(f"start {self.start!r}: give an ISO time with offset, e.g. ...Z")
         return self
 
     def start_time(self) -> dt.datetime:
         return dt.datetime.fromisoformat(self.start).astimezone(dt.UTC)
+
+
+class HttpSource(_Source, HttpRequests):
+    """A JSON-over-HTTP price API polled per symbol."""
+
+    type: Literal["http"]
+    url: str = Field(description="template: {symbol} {start} {end} {start_date} {end_date} ...")
+    symbols: list[str] = Field(min_length=1)
+    series_id: str = "{symbol}"
+    records: str = Field("", description="dotted path to the list of records ('' = the body)")
+    timestamp_field: str = "t"
+    timestamp_unit: Literal["iso", "s", "ms"] = "iso"
+    value_field: str = "price"
 
 
 class SqlSource(_Source):

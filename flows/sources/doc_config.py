@@ -7,12 +7,11 @@ watermark column. Secrets are read from environment variables the file names (``
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.sources.config import Name, check_http, check_url, resolve_url
+from flows.sources.config import HttpRequests, Name, check_url, resolve_url
 from flows.sources.doc_files import TextFormat
 
 Task = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,40}$")]
@@ -36,7 +35,7 @@ class DocFilesSource(_DocSource):
     label_column: str | None = Field(None, description="CSV/TSV: the label column's name")
 
 
-class DocHttpSource(_DocSource):
+class DocHttpSource(_DocSource, HttpRequests):
     """A JSON API returning documents published in ``[{start}, {end})``."""
 
     type: Literal["http"]
@@ -48,23 +47,6 @@ class DocHttpSource(_DocSource):
     timestamp_unit: Literal["iso", "s", "ms"] = "iso"
     label_field: str | None = None
     series_field: str | None = Field(None, description="field naming the series a text is about")
-    start: str = Field("1970-01-01T00:00:00+00:00", description="{start} before any watermark")
-    auth_header: str | None = None
-    auth_env: str | None = Field(None, description="environment variable holding the header")
-    auth_prefix: str = ""
-    timeout_s: float = Field(10.0, gt=0)
-    retries: int = Field(3, ge=0, le=20)
-    backoff_s: float = Field(0.5, ge=0)
-    max_backoff_s: float = Field(30.0, ge=0)
-    rate_per_second: float = Field(5.0, gt=0)
-
-    @model_validator(mode="after")
-    def _checks(self) -> DocHttpSource:
-        check_http(self.auth_header, self.auth_env, self.start)
-        return self
-
-    def start_time(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(self.start).astimezone(dt.UTC)
 
 
 class DocSqlSource(_DocSource):

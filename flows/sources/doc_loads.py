@@ -34,7 +34,13 @@ from flows.sources.doc_config import (
 from flows.sources.doc_files import SUFFIX_FORMATS, guess_format, read_document_batch
 from flows.sources.folder import list_paths
 from flows.sources.http import Clock, RateLimiter, auth_headers, build_url, fetch_json
-from flows.sources.sql import chunks_after, decode_mark, encode_mark, source_engine
+from flows.sources.sql import (
+    chunks_after,
+    decode_mark,
+    encode_mark,
+    read_failed,
+    source_engine,
+)
 
 DOC_SUFFIXES = tuple(s + z for s in SUFFIX_FORMATS for z in ("", ".gz", ".bz2"))
 
@@ -192,10 +198,7 @@ def sql_documents(cfg: DocSqlSource, watermark: dict[str, Any]) -> DocumentItems
             mark = WatermarkUpdate(cfg.name, encode_mark(rows[-1]._mapping[wm.name]))
             yield DocumentLoad(DocumentBatch(label, sha, cfg.task, docs), mark)
     except SQLAlchemyError as exc:
-        url = engine.url.render_as_string(hide_password=True)
-        raise SeqcastError(
-            f"source {cfg.name}: reading {cfg.table} from {url} failed: {str(exc).splitlines()[0]}"
-        ) from None
+        raise read_failed(cfg.name, cfg.table, engine, exc) from None
     finally:
         engine.dispose()
 

@@ -102,6 +102,13 @@ def source_engine(source: str, url: str) -> sa.Engine:
         raise SeqcastError(f"source {source}: the url is not a SQLAlchemy URL") from None
 
 
+def read_failed(source: str, table: str, engine: sa.Engine, exc: Exception) -> SeqcastError:
+    """The error for a failed read of another database (its URL shown without a password)."""
+    url = engine.url.render_as_string(hide_password=True)
+    first = str(exc).splitlines()[0]
+    return SeqcastError(f"source {source}: reading {table} from {url} failed: {first}")
+
+
 def chunks_after(
     engine: sa.Engine,
     table: sa.TableClause,
@@ -154,9 +161,6 @@ def sql_loads(cfg: SqlSource, watermark: dict[str, Any], window: Window | None) 
             sha = frame_sha256(frame)
             yield SourceLoad(label, sha, [frame], mark)
     except SQLAlchemyError as exc:
-        url = engine.url.render_as_string(hide_password=True)
-        raise SeqcastError(
-            f"source {cfg.name}: reading {cfg.table} from {url} failed: {str(exc).splitlines()[0]}"
-        ) from None
+        raise read_failed(cfg.name, cfg.table, engine, exc) from None
     finally:
         engine.dispose()
