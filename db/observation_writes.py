@@ -30,7 +30,10 @@ from db.bulk import SQLITE_TS_FORMAT, CopyColumn, copy_binary, sqlite_insert, ut
 from db.engine import is_postgres
 
 LOCK_NAMESPACE = 0x5EC0  # first key of seqcast's advisory locks: observation writes
-LOCK_BUCKETS = 1024
+# 256: a chunk of any number of series takes at most 256 of the server's shared lock slots
+# (max_locks_per_transaction x max_connections, 6,400 by default). Every writer must use the
+# same count: changing it is only safe while no older seqcast writes to the database.
+LOCK_BUCKETS = 256
 
 
 def series_lock_keys(series_ids: Iterable[str]) -> list[int]:
