@@ -310,11 +310,11 @@ NOTES = [
     "(and, for write-back, the secondary index) of seqcast's table.",
     "Synthetic data (throughput only). Each to_sql and seqcast load starts on an empty table; "
     "timings on a shared machine vary, compare the ratios.",
-    "PostgreSQL is server-bound (the profile's psycopg wait). A separate manual psql run "
-    "(300k rows, loaded 2-core machine) put INSERT..SELECT into an observations-shaped table "
-    "at 1.2 s plain, 2.4 s with ON CONFLICT DO UPDATE, 5.5 s with the two foreign keys "
-    "(series_id, batch_id) and 7.4 s with both: per-row FK triggers and speculative insertion "
-    "set a floor that a faster client cannot lower.",
+    "PostgreSQL (migration 0007 on): rows that no stored row can share a key with (outside "
+    "their series' stored time range: first loads, appends) are COPYed in binary straight "
+    "into observations under per-series advisory locks, the rest staged with a binary COPY "
+    "and merged with one INSERT..ON CONFLICT; references are checked once per statement, not "
+    "per row. Where the time goes, stage by stage: bench/db_stages.py (bench/README.md).",
 ]
 
 COLUMNS = ["database", "path", "rows", "seconds", "rows/s", "vs faster to_sql / note"]

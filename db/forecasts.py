@@ -12,9 +12,9 @@ from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from db.bulk import (
-    POSTGRES_TS_FORMAT,
     SQLITE_TS_FORMAT,
-    copy_csv,
+    CopyColumn,
+    copy_binary,
     nullable,
     sqlite_insert,
     text_per_distinct,
@@ -128,20 +128,22 @@ def _insert_rows(conn: Connection, run_id: int, frame: pd.DataFrame) -> None:
     series_id = text_per_distinct(frame["series_id"])
     columns = ["run_id", *FORECAST_COLUMNS]
     if is_postgres(conn):
-        if yhat.isna().any():  # NOT NULL like an INSERT of NaN, not an empty (NULL) field
-            yhat = yhat.astype(object).where(yhat.notna(), "NaN")
-        out = pd.DataFrame(
-            {
-                "run_id": run_id,
-                "series_id": series_id,
-                "ts": utc_text(ts, POSTGRES_TS_FORMAT),
-                "step": step,
-                "yhat": yhat,
-                "yhat_lower": lower,
-                "yhat_upper": upper,
-            }
+        # A new run has no rows yet: COPY straight into the table, in binary (yhat NaN is
+        # stored as NaN, NOT NULL like an INSERT of it; missing bounds are NULL).
+        copy_binary(
+            conn,
+            "forecasts",
+            [
+                CopyColumn("run_id", "int4", run_id),
+                CopyColumn("series_id", "text", series_id),
+                CopyColumn("ts", "timestamptz", ts),
+                CopyColumn("step", "int4", step.to_numpy()),
+                CopyColumn("yhat", "float8", yhat.to_numpy()),
+                CopyColumn("yhat_lower", "float8", lower.to_numpy(), nan_is_null=True),
+                CopyColumn("yhat_upper", "float8", upper.to_numpy(), nan_is_null=True),
+            ],
+            len(frame),
         )
-        copy_csv(conn, "forecasts", out)
         return
     records = zip(
         [run_id] * len(frame),

@@ -127,7 +127,7 @@ def data(stocks: pd.DataFrame) -> analyst_data.AnalystData:
 def test_views_from_the_files_give_the_rows_of_0005_and_0006_downgrades(
     engine: Engine, data: analyst_data.AnalystData
 ) -> None:
-    assert head_revision() == "0006"
+    assert head_revision() >= "0006"  # later migrations pass through 0006 too
     analyst_data.fill(engine, data)
     _add_scored_documents(engine)
     at_head, defs_at_head = _snapshot(engine), _definitions(engine)
@@ -143,6 +143,6 @@ def test_views_from_the_files_give_the_rows_of_0005_and_0006_downgrades(
     assert _snapshot(engine) == at_head
     assert _definitions(engine) == defs_at_head  # the same SQL, as PostgreSQL parsed it
 
-    assert upgrade(engine) == "0006"
+    assert upgrade(engine) == head_revision()
     assert _snapshot(engine) == at_head
     assert _definitions(engine) == defs_at_head
