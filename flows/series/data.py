@@ -1,4 +1,9 @@
-"""Reading a model group's series from the database, with a hash of exactly what was read."""
+"""Reading a model group's series from the database, with a hash of exactly what was read.
+
+Training reads every observation it trains on (:func:`read_group`); a forecast reads only the
+newest points each series' model needs (:func:`read_recent_group`), so its cost does not grow
+with the history.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlalchemy import Engine
 
 from db import make_engine
 from db.observations import list_series, read_observations
+from db.recent import latest_series, read_recent_observations
 from flows.errors import SeqcastError
 from flows.series.params import ModelGroup
 from flows.settings import Settings
@@ -43,7 +49,8 @@ def snapshot_hash(frame: pd.DataFrame) -> str:
 
 
 def group_catalog(catalog: pd.DataFrame, group: ModelGroup) -> pd.DataFrame:
-    """The rows of ``catalog`` (``db.observations.list_series``) that belong to ``group``.
+    """The rows of ``catalog`` (``db.observations.list_series`` or ``db.recent.latest_series``)
+    that belong to ``group``.
 
     Raises:
         SeqcastError: named ids that are unknown or inactive, no series with observations, or
@@ -60,7 +67,8 @@ def group_catalog(catalog: pd.DataFrame, group: ModelGroup) -> pd.DataFrame:
             catalog["series_id"], catalog["kind"], catalog["freq"], strict=True
         )
     ]
-    mine = catalog[pd.Series(mask, index=catalog.index, dtype=bool) & (catalog["n_obs"] > 0)]
+    observed = catalog["last_ts"].notna()  # both catalogs: NULL when a series has no points
+    mine = catalog[pd.Series(mask, index=catalog.index, dtype=bool) & observed]
     if mine.empty:
         raise SeqcastError(
             f"group {group.name!r}: no active series with observations ({selector.describe()}); "
@@ -85,11 +93,34 @@ def read_group(engine: Engine, group: ModelGroup) -> GroupData:
     return GroupData(frame=frame, freqs=freqs, sha256=snapshot_hash(frame))
 
 
+def recent_cut(last_ts: pd.Timestamp, freq: str, points: int) -> pd.Timestamp:
+    """The time ``points`` grid steps of ``freq`` before ``last_ts``."""
+    return pd.Timestamp(last_ts) - points * pd.tseries.frequencies.to_offset(freq)
+
+
+def read_recent_group(engine: Engine, group: ModelGroup, points: int) -> GroupData:
+    """Active series of the group and their observations of the last ``points`` grid steps,
+    each series' range bounded in SQL (see :mod:`db.recent`)."""
+    mine = group_catalog(latest_series(engine, kind=group.series_kind), group)
+    cuts = {
+        str(sid): recent_cut(last, str(freq), points).to_pydatetime()
+        for sid, last, freq in zip(mine["series_id"], mine["last_ts"], mine["freq"], strict=True)
+    }
+    frame = read_recent_observations(engine, cuts)
+    freqs = dict(zip(mine["series_id"], mine["freq"], strict=True))
+    return GroupData(frame=frame, freqs=freqs, sha256=snapshot_hash(frame))
+
+
 @io_task()
-def read_group_data(group: ModelGroup) -> GroupData:
-    """Read the group's observations from the database."""
+def read_group_data(group: ModelGroup, points: int | None = None) -> GroupData:
+    """Read the group's observations from the database: all of them, or (``points``) the last
+    ``points`` grid steps of each series."""
     engine = make_engine(Settings.from_env().database_url)
     try:
-        return read_group(engine, group)
+        return (
+            read_group(engine, group)
+            if points is None
+            else read_recent_group(engine, group, points)
+        )
     finally:
         engine.dispose()

@@ -55,6 +55,13 @@ def write_run(run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
         engine.dispose()
 
 
+def history_needed(model: GlobalForecaster) -> int:
+    """Grid steps of history a forecast reads per series: the input window, the gap that
+    interpolation may fill just before it (its left neighbour included) and one step for the
+    grid's alignment. The scalers were fitted at training time; nothing else is needed."""
+    return model.spec.model.window + model.spec.panel.max_fill + 2
+
+
 def forecast_group(group: ModelGroup, alias: str) -> GroupForecast | ForecastSkipped:
     """Forecast the group's active series with ``seqcast-<group>@alias``; write one run."""
     logger = get_run_logger()
@@ -65,7 +72,7 @@ def forecast_group(group: ModelGroup, alias: str) -> GroupForecast | ForecastSki
         return ForecastSkipped(group.name, msg)
     version, mlflow_run_id = resolved
     model = fetch_model(group, version)
-    data = read_group_data(group)
+    data = read_group_data(group, points=history_needed(model))
     rows, skipped = model.predict(data.frame)
     if rows.empty:
         return ForecastSkipped(group.name, "no series could be forecast", skipped)

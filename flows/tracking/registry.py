@@ -1,61 +1,128 @@
 """The MLflow model registry: log and register forecasters and text models, find a version by
-alias, and load a registered version back (seqcast's ``weights_only``-safe artifact)."""
+alias, and load a registered version back (seqcast's ``weights_only``-safe artifact).
+
+Both kinds are logged as MLflow pyfunc models "from code" (``pyfunc_forecaster.py``,
+``pyfunc_text.py``): MLflow runs that file to load the model, so no pickle is written, and
+the file loads seqcast's artifact with ``torch.load(weights_only=True)``. ``mlflow models
+serve`` and ``mlflow.pyfunc.load_model`` then answer in the series' units (or labels/tags).
+"""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-import threading
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
-import torch
+import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, DataType, Schema, TensorSpec
+from mlflow.types.schema import Array
 
+import forecasting
+import nlp
 from flows.errors import SeqcastError
-from forecasting.export import PackedForecaster
 from forecasting.forecaster import GlobalForecaster
 from nlp.classifier import TextClassifier
 from nlp.tagger import SequenceTagger
 
 ARTIFACT_FILE = "seqcast_forecaster.pt"
-# torch.export keeps global tracing state: groups trained in parallel threads (Dask fan-out)
-# export one at a time.
-_EXPORT_LOCK = threading.Lock()
+# The models-from-code files, run by MLflow (not imported here: each calls set_model).
+_CODE_DIR = Path(__file__).parent
+# Pinned to what logged the model, so a served model runs on the versions it was tested with.
+_REQUIREMENTS = ("torch", "numpy", "pandas")
+
+
+def _pip_requirements() -> list[str]:
+    # Given explicitly: inferring requirements re-imports the model in a subprocess.
+    return [f"{p}=={metadata.version(p).split('+')[0]}" for p in _REQUIREMENTS]
+
+
+def _code_path(package: Any, tmp: Path) -> str:
+    """A copy of ``package``'s source (no bytecode caches) for the model's ``code`` folder."""
+    src = Path(package.__file__).parent
+    dst = tmp / src.name
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return str(dst)
+
+
+def _log_pyfunc(
+    code: Path, package: Any, artifact: Path, key: str, registered: str, **kwargs: Any
+) -> ModelVersion:
+    # python_model as a file path is MLflow's "models from code": no cloudpickled object.
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code),
+            artifacts={key: str(artifact)},
+            code_paths=[_code_path(package, Path(tmp))],
+            pip_requirements=_pip_requirements(),
+            registered_model_name=registered,
+            **kwargs,
+        )
+    return MlflowClient().get_model_version(registered, str(info.registered_model_version))
+
+
+def forecaster_signature(forecaster: GlobalForecaster) -> ModelSignature:
+    """Request columns (plus one per exogenous covariate) and response columns."""
+    exogenous = [ColSpec("double", name) for name in forecaster.spec.exogenous]
+    return ModelSignature(
+        inputs=Schema(
+            [
+                ColSpec("string", "series_id"),
+                ColSpec("string", "ts"),
+                ColSpec("double", "value", required=not exogenous),
+                *exogenous,
+            ]
+        ),
+        outputs=Schema(
+            [
+                ColSpec("string", "series_id"),
+                ColSpec("string", "ts"),
+                ColSpec("long", "step"),
+                ColSpec("double", "yhat"),
+                ColSpec("double", "yhat_lower"),
+                ColSpec("double", "yhat_upper"),
+            ]
+        ),
+    )
+
+
+def forecaster_example(forecaster: GlobalForecaster) -> pd.DataFrame | None:
+    """The last full window of the first training series as a request, or None when the model
+    was not fitted in this process or needs exogenous covariates (no future values at hand)."""
+    panel = forecaster._panel
+    if panel is None or forecaster.spec.exogenous:
+        return None
+    w = forecaster.window.window
+    for i, sid in enumerate(panel.series_ids):
+        values = panel.series_values(i)[-w:].astype(float)
+        if len(values) == w and pd.notna(values).all():
+            n = int(panel.lengths[i])
+            stamps = [panel.timestamp(i, n - w + k).isoformat() for k in range(w)]
+            return pd.DataFrame({"series_id": sid, "ts": stamps, "value": values})
+    return None
 
 
 def log_forecaster(forecaster: GlobalForecaster, registered_model: str) -> ModelVersion:
-    """Log the model to the active run (MLflow ``pt2`` flavor plus seqcast's safe artifact) and
-    register it as a new version of ``registered_model``."""
-    # One input tensor: the scaled window, then any covariates and the series index.
-    model = PackedForecaster(forecaster.model.to("cpu").eval()).eval()
-    example = np.zeros((2, model.width), dtype=np.float32)
-    torch_req = f"torch=={torch.__version__.split('+')[0]}"
+    """Log the model to the active run as a pyfunc (raw history in, forecasts out, see
+    ``pyfunc_forecaster.py``) with seqcast's safe artifact; register a new version."""
     with tempfile.TemporaryDirectory() as tmp:
         artifact = forecaster.save(Path(tmp) / ARTIFACT_FILE)
-        with _EXPORT_LOCK:
-            info = _log_model(model, example, artifact, torch_req, registered_model)
-    client = MlflowClient()
-    version = str(info.registered_model_version)
-    return client.get_model_version(registered_model, version)
-
-
-def _log_model(
-    model: torch.nn.Module, example: np.ndarray, artifact: Path, torch_req: str, registered: str
-) -> Any:
-    return mlflow.pytorch.log_model(
-        model,
-        name="model",
-        input_example=example,
-        serialization_format="pt2",
-        extra_files=[str(artifact)],
-        # Given explicitly: inferring requirements re-imports the model in a subprocess.
-        pip_requirements=[torch_req],
-        registered_model_name=registered,
-    )
+        return _log_pyfunc(
+            _CODE_DIR / "pyfunc_forecaster.py",
+            forecasting,
+            artifact,
+            "forecaster",
+            registered_model,
+            signature=forecaster_signature(forecaster),
+            input_example=forecaster_example(forecaster),
+        )
 
 
 def get_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -66,12 +133,16 @@ def get_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | Non
         return None
 
 
-def load_forecaster(name: str, version: str) -> GlobalForecaster:
-    """Download a registered version and load seqcast's artifact with ``weights_only=True``."""
+def _download(name: str, version: str) -> Path:
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
     except MlflowException as exc:
         raise SeqcastError(f"cannot download model {name} version {version}: {exc}") from exc
+
+
+def load_forecaster(name: str, version: str) -> GlobalForecaster:
+    """Download a registered version and load seqcast's artifact with ``weights_only=True``."""
+    local = _download(name, version)
     found = list(local.rglob(ARTIFACT_FILE))
     if not found:
         raise SeqcastError(f"model {name} version {version} has no {ARTIFACT_FILE}; retrain it")
@@ -83,35 +154,58 @@ ARTIFACT_FILES: dict[type, str] = {
     TextClassifier: "seqcast_text_classifier.pt",
     SequenceTagger: "seqcast_sequence_tagger.pt",
 }
+_KINDS: dict[type, str] = {TextClassifier: "classifier", SequenceTagger: "tagger"}
 
 
-def log_text_model(model: TextModel, registered_model: str) -> ModelVersion:
-    """Log the model to the active run (MLflow ``pytorch`` flavor plus seqcast's
-    ``weights_only``-safe artifact with vocabularies and labels) and register a new version."""
+def text_signature(model: TextModel) -> ModelSignature:
+    """A ``text`` column in; label and score, or tokens and tags, out."""
+    outputs: list[ColSpec | TensorSpec]
+    if isinstance(model, TextClassifier):
+        outputs = [ColSpec("string", "label"), ColSpec("double", "score")]
+    else:
+        outputs = [ColSpec(Array(DataType.string), n) for n in ("tokens", "tags")]
+    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
+
+
+def _vocabulary_text(model: TextModel) -> str:
+    """A request example made of the model's own most frequent words."""
+    vocab = model.vocab if isinstance(model, TextClassifier) else model.words
+    words = [] if vocab is None else [w for w in vocab.itos[2:] if w.isalpha()][:12]
+    return " ".join(words) or "text"
+
+
+def log_text_model(
+    model: TextModel, registered_model: str, example: list[str] | None = None
+) -> ModelVersion:
+    """Log the model to the active run as a pyfunc (text in, labels or tags out, see
+    ``pyfunc_text.py``) with seqcast's safe artifact; register a new version."""
     assert model.model is not None, "train the model before logging it"
-    torch_req = f"torch=={torch.__version__.split('+')[0]}"
     with tempfile.TemporaryDirectory() as tmp:
         artifact = model.save(Path(tmp) / ARTIFACT_FILES[type(model)])
-        info = mlflow.pytorch.log_model(
-            model.model.to("cpu").eval(),
-            name="model",
-            serialization_format="pickle",
-            extra_files=[str(artifact)],
-            # Given explicitly: inferring requirements re-imports the model in a subprocess.
-            pip_requirements=[torch_req],
-            registered_model_name=registered_model,
+        return _log_pyfunc(
+            _CODE_DIR / "pyfunc_text.py",
+            nlp,
+            artifact,
+            "text_model",
+            registered_model,
+            model_config={"kind": _KINDS[type(model)]},
+            signature=text_signature(model),
+            input_example=pd.DataFrame({"text": example or [_vocabulary_text(model)]}),
         )
-    return MlflowClient().get_model_version(registered_model, str(info.registered_model_version))
 
 
 def load_text_model(name: str, version: str) -> TextModel:
-    """Download a registered version and load seqcast's artifact with ``weights_only=True``."""
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
-    except MlflowException as exc:
-        raise SeqcastError(f"cannot download model {name} version {version}: {exc}") from exc
+    """Download a registered version and load seqcast's artifact with ``weights_only=True``
+    (a file holding anything but tensors, numbers, strings and containers is refused)."""
+    local = _download(name, version)
     for cls, filename in ARTIFACT_FILES.items():
         found = list(local.rglob(filename))
         if found:
-            return cls.load(found[0])  # type: ignore[attr-defined]
+            try:
+                return cls.load(found[0])  # type: ignore[attr-defined]
+            except ValueError as exc:  # nlp.artifact.ArtifactError
+                raise SeqcastError(
+                    f"model {name} version {version}: {exc}; it was not written by seqcast's "
+                    "trainer, so it is not loaded; retrain the model"
+                ) from exc
     raise SeqcastError(f"model {name} version {version} is no seqcast text model; retrain it")
