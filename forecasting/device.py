@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
+from torch import nn
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
@@ -28,8 +30,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
     ``auto`` is bf16 on a CUDA device that computes it natively (Ampere and later), else fp32:
     fp16 needs loss scaling and bf16 emulated on older GPUs is slower than fp32, so both are
-    asked for by name. On the CPU bf16 autocast works for every cell; fp16 autocast has no CPU
-    LSTM kernel (it exists for RNN, and GRU runs in fp32 under it) and is meant for tests.
+    asked for by name. On the CPU, whether a cell has a bf16 or fp16 kernel depends on the
+    processor (oneDNN's bf16 LSTM needs AVX512-BF16 or AMX; fp16 has no CPU LSTM kernel at
+    all): :func:`check_cpu_autocast` asks the processor before training starts.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
@@ -40,6 +43,47 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise ValueError(f"{device} cannot compute in bf16; use precision fp16 or fp32")
     return precision
+
+
+CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {
+    "rnn": nn.RNN,
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+}
+
+
+@functools.cache
+def cpu_autocast_error(cell: str, precision: str) -> str | None:
+    """Why ``cell`` (rnn, lstm, gru) cannot train under CPU autocast to ``precision`` here,
+    or None if it can.
+
+    Asked by running one tiny forward and backward pass: oneDNN decides per processor, and
+    the only answer that cannot be wrong is the kernel's own.
+    """
+    probe = CELLS[cell](input_size=2, hidden_size=2, batch_first=True)
+    x = torch.zeros(1, 3, 2)
+    try:
+        with torch.autocast("cpu", dtype=AUTOCAST_DTYPES[precision]):
+            out, _ = probe(x)
+        out.float().sum().backward()
+    except RuntimeError as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+def check_cpu_autocast(model: nn.Module, precision: str) -> None:
+    """Raise ValueError, naming the cell and the setting, if ``model`` cannot train in
+    ``precision`` on this CPU; a no-op for fp32."""
+    if precision == "fp32":
+        return
+    used = {n for n, c in CELLS.items() for m in model.modules() if type(m) is c}
+    for cell in sorted(used):
+        error = cpu_autocast_error(cell, precision)
+        if error is not None:
+            raise ValueError(
+                f"precision {precision!r}: this CPU has no {precision} kernel for the "
+                f"{cell.upper()} cell ({error}); set the training precision to 'fp32' or 'auto'"
+            )
 
 
 def autocast_context(

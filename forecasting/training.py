@@ -25,7 +25,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from forecasting.device import AUTOCAST_DTYPES, PRECISIONS, pick_device, resolve_precision
+from forecasting.device import (
+    AUTOCAST_DTYPES,
+    PRECISIONS,
+    check_cpu_autocast,
+    pick_device,
+    resolve_precision,
+)
 from forecasting.losses import forecast_loss
 from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
@@ -234,7 +240,8 @@ def fit(
 
     Raises:
         TrainingDiverged: the loss or the gradient norm became non-finite.
-        ValueError: there are no training or validation windows.
+        ValueError: there are no training or validation windows, or this CPU has no kernel
+            for the model's cells in the chosen precision.
     """
     if len(data.train_starts) == 0 or len(data.val_starts) == 0:
         raise ValueError(
@@ -245,6 +252,8 @@ def fit(
     rank, world = _distributed()
     device = pick_device(config.device)
     precision = resolve_precision(config.precision, device)
+    if device.type == "cpu":
+        check_cpu_autocast(model, precision)
     ctx: AbstractContextManager[object] = (
         nullcontext()
         if precision == "fp32"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import forecasting.training as training
-from forecasting.device import resolve_precision
+from forecasting.device import cpu_autocast_error, resolve_precision
 from forecasting.forecaster import ForecasterSpec, GlobalForecaster
 from forecasting.models import RecurrentForecasterConfig, build_model
 from forecasting.panel import PanelConfig
@@ -42,6 +42,14 @@ def _spec(cell: str, precision: str, epochs: int = 4) -> ForecasterSpec:
         panel=PanelConfig(test_size=120, val_size=600),
         season_length=288,
     )
+
+
+def _needs_cpu_kernel(cell: str, precision: str) -> None:
+    """Skip, saying why, where this processor has no such autocast kernel (oneDNN's bf16
+    LSTM needs AVX512-BF16 or AMX; CI hosts have differed from the session's machine)."""
+    error = cpu_autocast_error(cell, precision)
+    if error is not None:
+        pytest.skip(f"this CPU has no {precision} {cell} kernel: {error}")
 
 
 @pytest.fixture(autouse=True)
@@ -85,6 +93,7 @@ def test_precision_is_a_checked_choice_and_auto_means_native_bf16_on_cuda(
 
 @pytest.mark.slow
 def test_bf16_training_reaches_the_fp32_validation_loss(frame: pd.DataFrame) -> None:
+    _needs_cpu_kernel("lstm", "bf16")
     results = {p: GlobalForecaster(_spec("lstm", p)).fit(frame, FREQS) for p in ("fp32", "bf16")}
     assert {p: r.precision for p, r in results.items()} == {"fp32": "fp32", "bf16": "bf16"}
     fp32, bf16 = results["fp32"], results["bf16"]
@@ -94,6 +103,7 @@ def test_bf16_training_reaches_the_fp32_validation_loss(frame: pd.DataFrame) -> 
 
 
 def test_predict_runs_in_fp32_even_inside_an_autocast_region() -> None:
+    _needs_cpu_kernel("lstm", "bf16")
     torch.manual_seed(0)
     model = build_model(
         RecurrentForecasterConfig(cell="lstm", window=24, horizon=4, hidden_size=8, num_layers=1)
@@ -118,6 +128,7 @@ def test_predict_runs_in_fp32_even_inside_an_autocast_region() -> None:
 def test_forecasts_do_not_depend_on_the_training_precision_setting(
     frame: pd.DataFrame, tmp_path: Path
 ) -> None:
+    _needs_cpu_kernel("gru", "bf16")
     trained = GlobalForecaster(_spec("gru", "bf16", epochs=2))
     assert trained.fit(frame, FREQS).precision == "bf16"
     dtypes: list[torch.dtype] = []
@@ -162,6 +173,7 @@ def _step(
 
 
 def test_preclip_norm_under_the_scaler_equals_the_unscaled_one() -> None:
+    _needs_cpu_kernel("rnn", "fp16")
     plain = torch.amp.GradScaler("cpu", enabled=False)
     plain_norm, plain_raw, plain_grad, plain_update = _step(plain)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
@@ -178,6 +190,7 @@ def test_preclip_norm_under_the_scaler_equals_the_unscaled_one() -> None:
 
 
 def test_an_overflowing_step_is_skipped_and_lowers_the_scale() -> None:
+    _needs_cpu_kernel("rnn", "fp16")
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
     norm, _, _, update = _step(scaler, torch.autocast("cpu", dtype=torch.float16))
     assert not np.isfinite(norm)  # fp16 gradients overflowed at this scale
@@ -189,6 +202,7 @@ def test_an_overflowing_step_is_skipped_and_lowers_the_scale() -> None:
 def test_fp16_skips_overflowing_steps_without_calling_it_divergence(
     frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _needs_cpu_kernel("rnn", "fp16")
     # A first scale far too large: the scaler skips steps and halves it until gradients fit.
     monkeypatch.setattr(training, "INIT_GRAD_SCALE", 2.0**30)
     result = GlobalForecaster(_spec("rnn", "fp16", epochs=3)).fit(frame, FREQS)
@@ -240,3 +254,14 @@ def test_a_non_finite_loss_under_fp16_is_still_divergence() -> None:
     config = TrainConfig(max_epochs=2, windows_per_epoch=None, precision="fp16")
     with pytest.raises(TrainingDiverged, match="non-finite loss"):
         fit(model, _window_data(values, spec), config)
+
+
+def test_a_precision_this_cpu_cannot_train_in_is_refused_before_training(
+    frame: pd.DataFrame,
+) -> None:
+    # fp16 has no CPU LSTM kernel in oneDNN; where some processor has one, nothing to refuse.
+    if cpu_autocast_error("lstm", "fp16") is None:
+        pytest.skip("this CPU trains an LSTM in fp16")
+    spec = _spec("lstm", "fp16", epochs=1)
+    with pytest.raises(ValueError, match=r"precision 'fp16'.*LSTM.*'fp32' or 'auto'"):
+        GlobalForecaster(spec).fit(frame, FREQS)

@@ -36,6 +36,8 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mlflow
     """MLflow on SQLite in ``tmp_path`` (artifacts in ./mlruns there); reset afterwards."""
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # An experiment an earlier test's flow made active names an id this new store lacks.
+    mlflow.set_experiment("text-pyfunc")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield MlflowClient()
