@@ -15,7 +15,7 @@ from prefect import flow
 from flows.series.group import train_group
 from flows.series.params import ModelGroup
 from flows.series.results import GroupFailure, GroupTraining, TrainingSummary, group_failed
-from flows.tasks import io_task
+from flows.tasks import io_task, subflow
 
 # Each group is one task on a Dask worker; its own tasks (read, train, promote) run there too.
 train_group_task = io_task(retries=1, name="train-group")(train_group)
@@ -53,4 +53,4 @@ def train_groups_on_dask(
                 outcomes.append(group_failed(g.name, exc))
         return TrainingSummary(tuple(outcomes))
 
-    return fan_out()
+    return subflow(fan_out)

@@ -34,6 +34,7 @@ from flows.series.results import (
 )
 from flows.series.train import train_forecasters
 from flows.settings import Settings
+from flows.tasks import subflow
 from flows.tracking.lifecycle import CHAMPION
 from flows.tracking.registry import get_alias
 from flows.tracking.runs import run_link
@@ -122,7 +123,7 @@ def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
         ingest_params = ingest_params.model_copy(update={"config": str(require(params.config))})
     ingested: list[dict[str, object]] = []
     if ingest_params.paths or ingest_params.bundled or ingest_params.config:
-        ingested = ingest(ingest_params)
+        ingested = subflow(lambda: ingest(ingest_params))
     check_tracking()
     groups, unresolved = groups_to_run(params, None)
     client = MlflowClient()
@@ -137,11 +138,15 @@ def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
         if is_due:
             due.append(group)
     trained = (
-        summary_of(lambda: train_forecasters(TrainParams(groups=due))) if due else TrainingSummary()
+        subflow(lambda: summary_of(lambda: train_forecasters(TrainParams(groups=due))))
+        if due
+        else TrainingSummary()
     )
     trained = TrainingSummary((*unresolved, *trained.outcomes))
     forecasts = (
-        summary_of(lambda: forecast(ForecastParams(groups=groups))) if groups else ForecastSummary()
+        subflow(lambda: summary_of(lambda: forecast(ForecastParams(groups=groups))))
+        if groups
+        else ForecastSummary()
     )
     summary = PipelineSummary(ingested, reasons, trained, forecasts)
     create_markdown_artifact(key="pipeline", markdown=pipeline_report(summary))
