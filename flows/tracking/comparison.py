@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset, from_pandas
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 
 from db.engine import database_url
 from flows.tracking import plots
@@ -23,9 +25,10 @@ from forecasting.forecaster import GlobalForecaster
 
 BASELINES = ("naive", "seasonal_naive")
 MAX_ORIGINS = 40
-# The dataset of a group's snapshot, built once: MLflow infers its schema (a pass over every
-# row, about 0.7 s for 85k rows) on the first log_input and keeps it on the object, and a
-# training flow logs the same snapshot to the parent, every candidate and every baseline run.
+SCHEMA_SAMPLE_ROWS = 256
+# The dataset of a group's snapshot, built once (its schema is set from the column types, see
+# dataset_schema): a training flow logs the same snapshot to the parent, every candidate and
+# every baseline run.
 _DATASETS: OrderedDict[tuple[str, str, str, str], PandasDataset] = OrderedDict()
 _DATASETS_KEEP = 4
 _DATASETS_LOCK = threading.Lock()
@@ -86,12 +89,27 @@ def training_dataset(group: SeriesGroup, data: Snapshot) -> PandasDataset:
     dataset = from_pandas(
         data.frame, source=source, targets="value", name=group.name, digest=data.sha256[:36]
     )
-    dataset.to_dict()  # infers the schema now, once, outside the lock's critical section
+    # PandasDataset.schema is a cached property: set here, MLflow never infers it itself.
+    dataset.__dict__["schema"] = dataset_schema(data.frame)
     with _DATASETS_LOCK:
         _DATASETS[key] = dataset
         while len(_DATASETS) > _DATASETS_KEEP:
             _DATASETS.popitem(last=False)
     return dataset
+
+
+def dataset_schema(frame: pd.DataFrame) -> Schema:
+    """The MLflow schema MLflow would infer for ``frame``, without its pass over every value.
+
+    MLflow checks the type of every value of an object column (0.3 s warm, 0.7 s in a new
+    process for 85k rows); here types come from the first rows (columns seqcast writes hold
+    one type each) and "required" from a vectorised missing-value check over all rows.
+    """
+    sample = infer_signature(frame.head(SCHEMA_SAMPLE_ROWS)).inputs
+    missing = frame.isna().any()
+    return Schema(
+        [ColSpec(c.type, c.name, required=not bool(missing[c.name])) for c in sample.inputs]
+    )
 
 
 def log_baseline_runs(

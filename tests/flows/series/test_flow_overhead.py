@@ -69,6 +69,19 @@ def test_a_snapshot_is_one_dataset_logged_to_every_run(
     assert len(comparison._DATASETS) == comparison._DATASETS_KEEP
 
 
+def test_the_dataset_schema_is_the_one_mlflow_would_infer() -> None:
+    from mlflow.types.utils import _infer_schema
+
+    frame = _data().frame
+    assert comparison.dataset_schema(frame) == _infer_schema(frame)
+    # A value missing far beyond the sampled first rows still makes the column optional.
+    gappy = frame.astype({"value": "float64"})
+    gappy.loc[len(gappy) - 1, "value"] = np.nan
+    schema = comparison.dataset_schema(gappy)
+    assert schema == _infer_schema(gappy)
+    assert [c.required for c in schema.inputs] == [True, True, False]
+
+
 def test_backtest_examples_are_arrays_prefect_need_not_walk() -> None:
     data = _data()
     fitted = GlobalForecaster(
