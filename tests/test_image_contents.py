@@ -8,6 +8,9 @@ working directory, and the data packages the bundled data sets read must be inst
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,9 @@ from flows.text.ingest import TEXT_DATA_PACKAGES
 from tests.support.image_files import Image, ImageBuildError, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_text())[
-    "deployments"
-]
+SPEC: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+DEPLOYMENTS: list[dict[str, Any]] = SPEC["deployments"]
+SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,33 @@ def test_the_config_examples_ship(image: Image) -> None:
 def test_the_working_directory_is_seqcast_home(image: Image) -> None:
     assert image.env.get("SEQCAST_HOME") == str(image.workdir) == "/app"
     assert image.has_file("prefect.yaml")
+
+
+def test_the_pull_step_changes_into_the_images_project_directory(image: Image) -> None:
+    (step,) = SPEC["pull"]
+    directory = step[SET_WORKING_DIRECTORY]["directory"]
+    # Prefect's run-time env-var placeholder, resolved with the image's environment.
+    resolved = re.sub(r"{{\s*\$(\w+)\s*}}", lambda m: image.env.get(m.group(1), "?"), directory)
+    assert resolved == str(image.workdir)
+    assert not any("pull" in d for d in DEPLOYMENTS)  # none overrides the shared step
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_pull_step_runs_from_seqcast_home_and_fails_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.deployments.steps.core import StepExecutionError, run_steps
+
+    monkeypatch.chdir(ROOT)  # restored after the test: the step changes the process's cwd
+    monkeypatch.setenv("SEQCAST_HOME", str(tmp_path))
+    outputs = asyncio.run(run_steps(SPEC["pull"]))
+    assert outputs["directory"] == os.getcwd() == str(tmp_path)
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("SEQCAST_HOME")
+    with pytest.raises(StepExecutionError):  # loudly, not from whatever directory it was in
+        asyncio.run(run_steps(SPEC["pull"]))
+    assert os.getcwd() == str(ROOT)
 
 
 # --- the reader itself: it must be able to say no -------------------------------------------
