@@ -12,10 +12,13 @@ from db.observations import SeriesSpec
 from flows.errors import SeqcastError
 from flows.sources.readers import SourceBatch
 
+# The installed package whose data files the bundled data sets are.
+DATA_PACKAGE = "bokeh_sampledata"
+
 
 def _bokeh_file(name: str) -> bytes:
     try:
-        return (resources.files("bokeh_sampledata") / "_data" / name).read_bytes()
+        return (resources.files(DATA_PACKAGE) / "_data" / name).read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise SeqcastError(
             f"bundled data set file {name} not found: install bokeh_sampledata "

