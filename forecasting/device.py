@@ -86,6 +86,15 @@ def check_cpu_autocast(model: nn.Module, precision: str) -> None:
             )
 
 
+def training_precision(precision: str, device: torch.device, model: nn.Module) -> str:
+    """The resolved precision ``model`` trains in on ``device``, checked against the CPU's
+    kernels there (:func:`check_cpu_autocast`)."""
+    resolved = resolve_precision(precision, device)
+    if device.type == "cpu":
+        check_cpu_autocast(model, resolved)
+    return resolved
+
+
 def autocast_context(
     device: torch.device, precision: str = "auto"
 ) -> AbstractContextManager[object]:

@@ -25,13 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from forecasting.device import (
-    AUTOCAST_DTYPES,
-    PRECISIONS,
-    check_cpu_autocast,
-    pick_device,
-    resolve_precision,
-)
+from forecasting.device import AUTOCAST_DTYPES, PRECISIONS, pick_device, training_precision
 from forecasting.losses import forecast_loss
 from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
@@ -251,9 +245,7 @@ def fit(
     torch.manual_seed(config.seed)
     rank, world = _distributed()
     device = pick_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if device.type == "cpu":
-        check_cpu_autocast(model, precision)
+    precision = training_precision(config.precision, device, model)
     ctx: AbstractContextManager[object] = (
         nullcontext()
         if precision == "fp32"
