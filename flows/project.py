@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flows.alerts import AlertsConfig
 from flows.errors import SeqcastError
 from flows.series.params import ModelGroup, SeriesSelector
 from flows.sources.config import SourceConfig
@@ -96,6 +97,10 @@ class ProjectFile(BaseModel):
         default_factory=list, description="document sources the ingest-text flow loads"
     )
     groups: list[GroupConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="where alerts go (webhook, email) when a run fails or skips a group",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProjectFile:

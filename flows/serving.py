@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from prefect import serve
+from prefect.schedules import Cron
 
 from flows.errors import SeqcastError
 
@@ -35,19 +36,35 @@ def group_deployments(dep: dict[str, Any], project: Any) -> list[dict[str, Any]]
     own = [g for g in project.groups if key and getattr(g.schedule, key)] if project else []
     if not own:
         return [dep]
-    params = dict((dep.get("parameters") or {}).get("params") or {})
-    shared = {**dep, "parameters": {"params": {**params, "shared_schedule_only": True}}}
-    extra = [
-        {
+    shared = _with_params(dep, {"shared_schedule_only": True})
+    extra = []
+    for g in own:
+        mine = {
             **dep,
             "name": f"{dep['name']}-{g.name}",
             "description": f"{dep.get('description', '')} Group {g.name} on its own schedule.",
-            "schedules": [{"cron": getattr(g.schedule, key or ""), "timezone": "UTC"}],
-            "parameters": {"params": {**params, "only": [g.name], "shared_schedule_only": False}},
+            # Its own cron instead of the shared ones; a schedule with its own parameters
+            # (the drift check) is kept, for this group alone.
+            "schedules": [
+                {"cron": getattr(g.schedule, key or ""), "timezone": "UTC"},
+                *(s for s in dep.get("schedules", []) if s.get("parameters")),
+            ],
         }
-        for g in own
-    ]
+        extra.append(_with_params(mine, {"only": [g.name], "shared_schedule_only": False}))
     return [shared, *extra]
+
+
+def _with_params(dep: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``dep`` with ``update`` merged into its ``params`` and each schedule's ``params``."""
+
+    def merged(parameters: dict[str, Any] | None) -> dict[str, Any]:
+        return {"params": {**((parameters or {}).get("params") or {}), **update}}
+
+    schedules = [
+        {**s, "parameters": merged(s["parameters"])} if s.get("parameters") else s
+        for s in dep.get("schedules", [])
+    ]
+    return {**dep, "parameters": merged(dep.get("parameters")), "schedules": schedules}
 
 
 def deployments_from_yaml(prefect_yaml: Path, project_file: Path | None = None) -> list[Any]:
@@ -66,12 +83,16 @@ def deployments_from_yaml(prefect_yaml: Path, project_file: Path | None = None) 
     declared = [d for dep in spec.get("deployments", []) for d in group_deployments(dep, project)]
     deployments = []
     for dep in declared:
-        schedules = [s for s in dep.get("schedules", []) if s.get("active", True)]
+        schedules = [
+            Cron(s["cron"], timezone=s.get("timezone"), parameters=s.get("parameters") or {})
+            for s in dep.get("schedules", [])
+            if s.get("active", True) and "cron" in s
+        ]
         flow_obj = load_flow(dep["entrypoint"])
         deployments.append(
             flow_obj.to_deployment(
                 name=dep["name"],
-                cron=[s["cron"] for s in schedules if "cron" in s] or None,
+                schedules=schedules or None,
                 parameters=dep.get("parameters") or {},
                 tags=dep.get("tags") or [],
                 description=dep.get("description"),

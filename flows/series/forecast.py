@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from db import make_engine
 from db.forecasts import ForecastRun, WrittenRun, write_forecast_run
 from flows.checks import check_database, check_tracking
+from flows.hooks import ALERT, alert_skipped
 from flows.progress import track
 from flows.reports.tables import cell_text
 from flows.series.data import read_group_data
@@ -116,12 +117,13 @@ def forecast_or_fail(group: ModelGroup, alias: str) -> ForecastOutcome:
         return group_failed(group.name, exc)
 
 
-@flow(name="forecast", log_prints=True)
+@flow(name="forecast", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def forecast(params: ForecastParams | None = None) -> ForecastSummary:
     """Forecast every active series of every group with that group's champion.
 
     Every group runs whatever happens to the others; when any failed, the flow then ends
-    Failed naming them (:class:`GroupsFailed`, carrying the summary).
+    Failed naming them (:class:`GroupsFailed`, carrying the summary). Groups that wrote
+    nothing (no champion, no series it could forecast) send a ``skipped`` alert.
     """
     params = params or ForecastParams()
     check_database()
@@ -134,6 +136,8 @@ def forecast(params: ForecastParams | None = None) -> ForecastSummary:
         table=forecast_artifact_rows(summary),
         description="Forecast runs written, with the MLflow run of the model that made them",
     )
+    skipped = {o.group: o.reason for o in summary.outcomes if isinstance(o, ForecastSkipped)}
+    alert_skipped("forecast", params.config, skipped)
     if summary.failed:
         raise GroupsFailed(summary, summary.failed)
     return summary

@@ -14,6 +14,7 @@ from db.ingest import ingest_chunks
 from db.observations import SeriesSpec
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError
+from flows.hooks import ALERT
 from flows.progress import track_rows
 from flows.project import ProjectFile, apply_environment, load_project
 from flows.series.params import IngestParams
@@ -96,7 +97,7 @@ def _artifact_row(r: dict[str, object]) -> dict[str, object]:
     return head | {k: v for k, v in r.items() if k not in skip}
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
     """Load every file, bundled data set and configured source; return per-batch counts."""
     params = params or IngestParams()

@@ -253,7 +253,19 @@ class IngestParams(BaseModel):
         return self
 
 
-class TrainParams(ProjectGroups):
+class DriftCheck(ProjectGroups):
+    """When a champion counts as drifted (live error against its backtest error)."""
+
+    drift_ratio: float | None = Field(
+        2.0,
+        gt=0.0,
+        description="retrain early when a series' live MAE (forecast_vs_actual, champion's "
+        "forecasts) exceeds this multiple of its backtest MAE (None: off)",
+    )
+    drift_min_actuals: int = Field(12, ge=1, description="actuals before live error counts")
+
+
+class TrainParams(DriftCheck):
     """What the ``train-forecasters`` flow trains."""
 
     dask_address: str | None = Field(
@@ -261,6 +273,15 @@ class TrainParams(ProjectGroups):
         description="train the groups in parallel on Dask: a scheduler address "
         "(tcp://host:8786) or 'local' for a cluster in this process; None: one after another",
     )
+    drifted_only: bool = Field(
+        False, description="retrain only the groups with a drifted champion, or none (hourly)"
+    )
+
+    @model_validator(mode="after")
+    def _drift_needs_ratio(self) -> TrainParams:
+        if self.drifted_only and self.drift_ratio is None:
+            raise ValueError("drifted_only needs a drift_ratio (e.g. 2.0)")
+        return self
 
 
 class ForecastParams(ProjectGroups):
@@ -269,19 +290,10 @@ class ForecastParams(ProjectGroups):
     alias: str = "champion"
 
 
-class PipelineParams(ProjectGroups):
+class PipelineParams(DriftCheck):
     """The ``pipeline`` flow: ingest, retrain when due, forecast."""
 
     ingest: IngestParams = Field(default_factory=IngestParams)
     retrain_after_hours: float = Field(
         24.0, ge=0.0, description="retrain a group whose champion is older than this (0: always)"
-    )
-    drift_ratio: float | None = Field(
-        2.0,
-        gt=0.0,
-        description="retrain early when a series' live MAE (forecast_vs_actual, champion's "
-        "forecasts) exceeds this multiple of its backtest MAE (None: off)",
-    )
-    drift_min_actuals: int = Field(
-        12, ge=1, description="actuals a series needs before its live error counts"
     )

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import tempfile
-from pathlib import Path
-
-import mlflow
-import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from db import make_engine
-from db.accuracy import live_errors
 from flows.checks import check_tracking
+from flows.hooks import ALERT
 from flows.project import require
 from flows.reports.tables import markdown_table
+from flows.series.due import retrain_due
 from flows.series.forecast import forecast
 from flows.series.groups import groups_to_run
 from flows.series.ingest import ingest
@@ -33,81 +25,11 @@ from flows.series.results import (
     summary_of,
 )
 from flows.series.train import train_forecasters
-from flows.settings import Settings
 from flows.tasks import subflow
-from flows.tracking.lifecycle import CHAMPION
-from flows.tracking.registry import get_alias
 from flows.tracking.runs import run_link
 
 
-def backtest_mae(version: ModelVersion) -> pd.Series:
-    """The version's backtest MAE per series (its run's ``backtest/per_series.csv``)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path="backtest/per_series.csv", dst_path=tmp
-            )
-        except (MlflowException, OSError):
-            return pd.Series(dtype="float64")
-        frame = pd.read_csv(Path(path))
-    model = frame[frame["method"] == "model"]
-    return model.set_index(model["series_id"].astype(str))["mae"].astype("float64")
-
-
-def drift(group: ModelGroup, champion: ModelVersion, ratio: float, min_actuals: int) -> str | None:
-    """Why the champion's live error has drifted, or None.
-
-    Live MAE per series comes from ``forecast_vs_actual`` (the champion's own forecasts whose
-    actuals have arrived since), compared with the same series' backtest MAE.
-    """
-    engine = make_engine(Settings.from_env().database_url)
-    try:
-        live = live_errors(engine, group.registered_model, str(champion.version))
-    finally:
-        engine.dispose()
-    live = live[live["n"] >= min_actuals]
-    if live.empty:
-        return None
-    reference = backtest_mae(champion)
-    worst: tuple[float, str] | None = None
-    for row in live.itertuples():
-        ref = reference.get(row.series_id)
-        if ref is None or not ref > 0:
-            continue
-        found = row.mae / ref
-        if found > ratio and (worst is None or found > worst[0]):
-            worst = (
-                found,
-                f"{row.series_id}: live MAE {row.mae:.4g} over {row.n} actuals is "
-                f"{found:.2f}x its backtest MAE {ref:.4g} (threshold {ratio}x)",
-            )
-    return None if worst is None else worst[1]
-
-
-def retrain_due(
-    client: MlflowClient,
-    group: ModelGroup,
-    after_hours: float,
-    drift_ratio: float | None = None,
-    drift_min_actuals: int = 12,
-) -> tuple[bool, str]:
-    """A group is due when it has no champion, its champion is older than ``after_hours``, or
-    (with ``drift_ratio``) the champion's error on newly arrived actuals has drifted."""
-    current = get_alias(client, group.registered_model, CHAMPION)
-    if current is None:
-        return True, "no champion"
-    created = dt.datetime.fromtimestamp(current.creation_timestamp / 1000, dt.UTC)
-    age_h = (dt.datetime.now(dt.UTC) - created).total_seconds() / 3600
-    if age_h >= after_hours:
-        return True, f"champion v{current.version} is {age_h:.1f} h old"
-    if drift_ratio is not None:
-        drifted = drift(group, current, drift_ratio, drift_min_actuals)
-        if drifted is not None:
-            return True, f"champion v{current.version} drifted: {drifted}"
-    return False, f"champion v{current.version} is {age_h:.1f} h old (< {after_hours} h), no drift"
-
-
-@flow(name="pipeline", log_prints=True)
+@flow(name="pipeline", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def pipeline(params: PipelineParams | None = None) -> PipelineSummary:
     """Ingest configured sources, retrain when due, then forecast every group.
 

@@ -131,6 +131,9 @@ class TrainingSummary:
     """Every group's outcome of a ``train-forecasters`` run, in the groups' order."""
 
     outcomes: tuple[GroupTraining | GroupFailure, ...] = ()
+    # A drift check's decision per group (``retrain: why`` / ``no retrain: why``); empty
+    # when every group was retrained unconditionally.
+    decisions: dict[str, str] = field(default_factory=dict)
 
     @property
     def trained(self) -> list[GroupTraining]:

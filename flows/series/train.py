@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.checks import check_database, check_tracking
+from flows.hooks import ALERT
 from flows.reports.tables import markdown_table
+from flows.series.due import drifted_groups
 from flows.series.group import train_or_fail
 from flows.series.groups import groups_to_run
 from flows.series.params import TrainParams
@@ -20,26 +22,35 @@ REPORT_COLUMNS = (
 )  # fmt: skip
 
 
-@flow(name="train-forecasters", log_prints=True)
+@flow(name="train-forecasters", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def train_forecasters(params: TrainParams | None = None) -> TrainingSummary:
     """For each group: read its series, train every cell type, backtest, register, promote.
 
     Every group runs whatever happens to the others; when any failed, the flow then ends
     Failed naming them (:class:`GroupsFailed`, carrying the summary). With ``dask_address``
-    the groups train in parallel on a Dask cluster (flows/series/fanout.py).
+    the groups train in parallel on a Dask cluster (flows/series/fanout.py). With
+    ``drifted_only`` (the hourly drift check) only the groups whose champion drifted, or that
+    have none, are retrained (flows/series/due.py).
     """
     params = params or TrainParams()
+    logger = get_run_logger()
     check_database()
     check_tracking()
     run_tags = {"flow_run_id": str(flow_run.id or "local"), "flow": "train-forecasters"}
-    groups, unresolved = groups_to_run(params, "retrain")
-    if params.dask_address is None:
-        summary = TrainingSummary((*unresolved, *(train_or_fail(g, run_tags) for g in groups)))
+    decisions: dict[str, str] = {}
+    if params.drifted_only:
+        groups, unresolved, decisions = drifted_groups(params)
+        for name, why in decisions.items():
+            logger.info("%s: %s", name, why)
+    else:
+        groups, unresolved = groups_to_run(params, "retrain")
+    if params.dask_address is None or not groups:
+        outcomes = tuple(train_or_fail(g, run_tags) for g in groups)
     else:
         from flows.series.fanout import train_groups_on_dask  # prefect-dask only when asked
 
-        trained = train_groups_on_dask(groups, run_tags, params.dask_address)
-        summary = TrainingSummary((*unresolved, *trained.outcomes))
+        outcomes = train_groups_on_dask(groups, run_tags, params.dask_address).outcomes
+    summary = TrainingSummary((*unresolved, *outcomes), decisions)
     create_markdown_artifact(key="train-forecasters", markdown=training_report(summary))
     if summary.failed:
         raise GroupsFailed(summary, summary.failed)
@@ -59,4 +70,9 @@ def training_report(summary: TrainingSummary) -> str:
         )
     for f in summary.failed:
         lines.append(f"\n**{f.group}**: failed: {f.reason}\n")
+    lines += [
+        f"\n**{name}**: {why}\n"
+        for name, why in summary.decisions.items()
+        if not why.startswith("retrain:")
+    ]
     return "\n".join(lines)

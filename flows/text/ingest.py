@@ -13,6 +13,7 @@ from db.batches import first_rejects
 from db.documents import ingest_documents
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError
+from flows.hooks import ALERT
 from flows.project import apply_environment, load_project
 from flows.settings import Settings
 from flows.sources.doc_config import DocumentSourceConfig
@@ -98,7 +99,7 @@ def _configured(params: IngestTextParams) -> tuple[list[dict[str, Any]], list[st
     return results, failures
 
 
-@flow(name="ingest-text", log_prints=True)
+@flow(name="ingest-text", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def ingest_text(params: IngestTextParams | None = None) -> list[dict[str, Any]]:
     """Load each file, bundled data set and configured document source; report counts and
     the first rejects. A source or file that cannot be read fails the run after the others

@@ -12,6 +12,7 @@ from db import make_engine
 from db.text_predictions import TextPrediction, documents_to_score, write_text_predictions
 from flows.checks import check_database, check_tracking
 from flows.errors import SeqcastError
+from flows.hooks import ALERT
 from flows.settings import Settings
 from flows.tasks import io_task
 from flows.text.params import ScoreTextParams
@@ -80,7 +81,7 @@ def write_predictions(
         engine.dispose()
 
 
-@flow(name="score-text", log_prints=True)
+@flow(name="score-text", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def score_text(params: ScoreTextParams | None = None) -> ScoringSummary:
     """Score new documents with every configured text champion."""
     params = params or ScoreTextParams()

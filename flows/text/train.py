@@ -16,6 +16,7 @@ from db import make_engine
 from db.documents import read_labelled_documents
 from flows.checks import check_database, check_tracking
 from flows.errors import SeqcastError
+from flows.hooks import ALERT
 from flows.reports.tables import markdown_table
 from flows.settings import Settings
 from flows.tasks import io_task
@@ -49,7 +50,7 @@ def read_task_documents(task_name: str, kind: Kind) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-@flow(name="train-text", log_prints=True)
+@flow(name="train-text", log_prints=True, on_failure=ALERT, on_crashed=ALERT)
 def train_text(params: TrainTextParams | None = None) -> TextTrainingSummary:
     """For each configured model: read its task's documents, train, register, promote."""
     params = params or TrainTextParams()

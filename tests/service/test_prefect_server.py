@@ -193,9 +193,14 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_server: dict[str,
         # Registered unresolved: the worker resolves {{ $SEQCAST_HOME }} at run time.
         assert got["pull_steps"] == spec["pull"]
         schedules = {
-            (s["schedule"]["cron"], s["active"]) for s in got["schedules"] if s.get("schedule")
+            (s["schedule"]["cron"], s["active"], yaml.safe_dump(s.get("parameters") or {}))
+            for s in got["schedules"]
+            if s.get("schedule")
         }
-        assert schedules == {(s["cron"], s.get("active", True)) for s in dep["schedules"]}
+        assert schedules == {
+            (s["cron"], s.get("active", True), yaml.safe_dump(s.get("parameters") or {}))
+            for s in dep["schedules"]
+        }
         if "concurrency_limit" in dep:
             limit = got.get("global_concurrency_limit") or {}
             assert limit.get("limit") == dep["concurrency_limit"], got

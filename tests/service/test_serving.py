@@ -6,10 +6,15 @@ from pathlib import Path
 
 import yaml
 
+from flows.series.params import TrainParams
 from flows.serving import deployments_from_yaml
 from tests.support import REPO
 
 ROOT = REPO
+DRIFT_CHECK = {
+    "config": "seqcast.yaml", "shared_schedule_only": True, "drifted_only": True,
+    "drift_ratio": 2.0, "drift_min_actuals": 12,
+}  # fmt: skip
 
 
 def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
@@ -23,7 +28,7 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
     crons = {name: [s.schedule.cron for s in d.schedules or []] for name, d in built.items()}
     assert crons == {
         "ingest": ["*/15 * * * *"],
-        "train-forecasters": ["0 2 * * *"],
+        "train-forecasters": ["0 2 * * *", "40 * * * *"],
         "forecast": ["5 * * * *"],
         "pipeline": [],  # declared inactive: the three above cover it
         "ingest-text": ["10,25,40,55 * * * *"],
@@ -36,6 +41,11 @@ def test_prefect_yaml_deployments_build_with_their_schedules() -> None:
     assert built["train-forecasters"].parameters == {
         "params": {"config": "seqcast.yaml", "shared_schedule_only": True}
     }
+    # The hourly schedule is the drift check: its own parameters replace the deployment's.
+    daily, hourly = built["train-forecasters"].schedules or []
+    assert daily.parameters == {}
+    assert hourly.parameters == {"params": DRIFT_CHECK}
+    TrainParams(**hourly.parameters["params"])  # valid flow parameters
 
 
 def test_groups_with_their_own_schedule_get_their_own_deployments(tmp_path: Path) -> None:
@@ -48,10 +58,15 @@ def test_groups_with_their_own_schedule_get_their_own_deployments(tmp_path: Path
     )
     built = {d.name: d for d in deployments_from_yaml(ROOT / "prefect.yaml", project)}
     crons = {name: [s.schedule.cron for s in d.schedules or []] for name, d in built.items()}
-    assert crons["train-forecasters-plant"] == ["0 4 * * 1"]
+    assert crons["train-forecasters-plant"] == ["0 4 * * 1", "40 * * * *"]
     assert crons["forecast-plant"] == ["*/30 * * * *"]
-    assert crons["train-forecasters"] == ["0 2 * * *"]  # the shared one keeps its cron
+    assert crons["train-forecasters"] == ["0 2 * * *", "40 * * * *"]  # the shared crons
     assert built["train-forecasters-plant"].parameters == {
         "params": {"config": "seqcast.yaml", "shared_schedule_only": False, "only": ["plant"]}
     }
+    # The plant's drift check checks the plant alone; the shared one leaves it out.
+    plant_drift = (built["train-forecasters-plant"].schedules or [])[1].parameters["params"]
+    assert plant_drift == {**DRIFT_CHECK, "only": ["plant"], "shared_schedule_only": False}
+    shared_drift = (built["train-forecasters"].schedules or [])[1].parameters["params"]
+    assert shared_drift == DRIFT_CHECK
     assert "forecast-prices" not in built and "train-forecasters-prices" not in built

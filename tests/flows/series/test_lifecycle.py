@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from db import make_engine
 from flows.cli import app
+from flows.series.due import retrain_due
 from flows.series.forecast import forecast
 from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, IngestParams, ModelGroup, TrainParams
-from flows.series.pipeline import retrain_due
 from flows.series.results import GroupTraining
 from flows.series.train import train_forecasters
 
@@ -204,3 +204,19 @@ def test_drift_on_new_actuals_triggers_a_retrain(
     assert retrain_due(client, g, 1000, drift_ratio=ratio * 0.95, drift_min_actuals=n)[0] is True
     assert retrain_due(client, g, 1000, drift_ratio=0.01, drift_min_actuals=6)[0] is False
     assert retrain_due(client, g, 1000, drift_ratio=None)[0] is False
+
+    # The scheduled retrain's hourly drift check: the same decision, then a retrain only of
+    # the drifted group.
+    def versions() -> list[str]:
+        return sorted(str(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+    kept = train_forecasters(
+        TrainParams(groups=[g], drifted_only=True, drift_ratio=ratio * 1.05, drift_min_actuals=n)
+    )
+    assert kept.outcomes == () and versions() == ["1"]
+    assert kept.decisions["prices"] == "no retrain: champion v1: no drift"
+    retrained = train_forecasters(
+        TrainParams(groups=[g], drifted_only=True, drift_ratio=ratio * 0.95, drift_min_actuals=n)
+    )
+    assert retrained.decisions["prices"].startswith("retrain: champion v1 drifted: ")
+    assert [t.group for t in retrained.trained] == ["prices"] and versions() == ["1", "2"]
