@@ -4,15 +4,10 @@ schedules. The test starts the server on a free loopback port and stops all it s
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,79 +20,10 @@ from sqlalchemy import text
 from db import make_engine
 from db.migrate import upgrade
 from tests.support import REPO
+from tests.support.prefect_server import BIN, post, start, stop
 
 pytestmark = pytest.mark.slow
 ROOT = REPO
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stopped with everything it started
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite)."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    log = home / "server.log"
-    server = _start(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        log,
-    )
-    try:
-        deadline = time.monotonic() + 150
-        while True:
-            assert server.poll() is None, f"server exited: {log.read_text()[-2000:]}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{api}/health", timeout=5).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, f"no health in 150 s: {log.read_text()[-2000:]}"
-            time.sleep(1)
-        yield {**env, "PREFECT_API_URL": api}
-    finally:
-        _stop(server)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(server.pid, 0)  # nothing of the server is left
-
-
-def _post(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
-    response = httpx.post(f"{env['PREFECT_API_URL']}{path}", json=body, timeout=30)
-    response.raise_for_status()
-    return response.json()
 
 
 def test_scheduler_starts_a_served_deployment_that_writes_rows(
@@ -125,7 +51,7 @@ def test_scheduler_starts_a_served_deployment_that_writes_rows(
         )
     )
     env = {**prefect_server, "SEQCAST_DATABASE_URL": db_url}
-    runner = _start([sys.executable, str(script)], env, tmp_path / "serve.log")
+    runner = start([sys.executable, str(script)], env, tmp_path / "serve.log")
     try:
         deadline = time.monotonic() + 300
         completed: list[dict[str, Any]] = []
@@ -136,7 +62,7 @@ def test_scheduler_starts_a_served_deployment_that_writes_rows(
             assert time.monotonic() < deadline, f"{seen} {(tmp_path / 'serve.log').read_text()}"
             time.sleep(3)
             # The scheduler creates runs ahead of time: ask for the finished ones.
-            runs = _post(
+            runs = post(
                 prefect_server,
                 "/flow_runs/filter",
                 {"flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}},
@@ -153,7 +79,7 @@ def test_scheduler_starts_a_served_deployment_that_writes_rows(
         assert deployment["name"] == "ingest-every-10s"
         assert deployment["schedules"][0]["schedule"]["interval"] == 10.0
     finally:
-        _stop(runner)
+        stop(runner)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT COUNT(*) FROM observations")).scalar_one()
         batches = conn.execute(
@@ -175,14 +101,14 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_server: dict[str,
             timeout=600,
         )
 
-    pool = cli("work-pool", "create", "seqcast", "--type", "process")
+    pool = cli("work-pool", "create", "seqcast", "--type", "process", "--overwrite")
     assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = cli("deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     declared = spec["deployments"]
-    found = {d["name"]: d for d in _post(prefect_server, "/deployments/filter", {})}
+    found = {d["name"]: d for d in post(prefect_server, "/deployments/filter", {})}
     # (the served test deployment of the other test may be there too)
     assert {d["name"] for d in declared} <= set(found) - {"ingest-every-10s"}
     for dep in declared:
