@@ -1,6 +1,6 @@
 """Alerts: a webhook call and/or an e-mail when a run fails or crashes, or skips a group.
 
-Configured in the project file's ``alerts:`` (``webhook:``, ``email:``, ``on:``); the flows'
+Configured in the project file's ``alerts:`` (``webhook:``, ``email:``, ``events:``); the flows'
 hooks that send them are in flows/hooks.py. A failed delivery is logged, never raised: an
 alert must not change the state of the run it reports.
 """
@@ -59,7 +59,7 @@ class AlertsConfig(BaseModel):
 
     webhook: WebhookAlert | None = None
     email: EmailAlert | None = None
-    on: list[AlertKind] = Field(
+    events: list[AlertKind] = Field(
         default_factory=lambda: list(ALL_KINDS),
         description="events that alert: failed, crashed (runs), skipped (groups)",
     )
@@ -102,7 +102,7 @@ class Delivery:
 def deliver(alert: Alert, config: AlertsConfig) -> Delivery:
     """Send ``alert`` on every configured channel that its kind is on for."""
     done = Delivery()
-    if alert.kind not in config.on:
+    if alert.kind not in config.events:
         return done
     channels: list[tuple[str, Any]] = []
     if config.webhook is not None:

@@ -71,6 +71,10 @@ def starter_file(catalog: pd.DataFrame, horizon: int | None) -> str:
         "#     declare: {kind: sensor, freq: h}",
         "sources: []",
         "",
+        "# alerts:                    # failed/crashed runs and skipped groups (README: Alerts)",
+        "#   webhook: {url: https://hooks.example.org/abc}",
+        "#   email: {smtp_host: smtp.example.org, sender: seqcast@example.org, to: [me@x.org]}",
+        "",
         "groups:",
     ]
     for (kind, freq), part in rows.groupby(["kind", "freq"], sort=True):

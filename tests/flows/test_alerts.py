@@ -7,17 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from prefect import flow
 
 from flows.alerts import Alert, AlertsConfig, EmailAlert, WebhookAlert, deliver
+from flows.cli.project import starter_file
 from flows.errors import SeqcastError
 from flows.hooks import ALERT
 from flows.project import load_project
 from flows.series.forecast import forecast
 from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, IngestParams
+from tests.support import REPO
 from tests.support.groups import tiny_groups, write_project
 from tests.support.receivers import smtp_receiver, webhook_receiver
 
@@ -52,9 +55,9 @@ def test_an_alert_reaches_the_webhook_and_the_mailbox() -> None:
     assert "SeqcastError: boom" in mail["message"].get_payload()
 
 
-def test_only_the_kinds_listed_in_on_alert() -> None:
+def test_only_the_listed_events_alert() -> None:
     with webhook_receiver() as hook:
-        config = AlertsConfig(webhook=WebhookAlert(url=hook.url), on=["crashed"])
+        config = AlertsConfig(webhook=WebhookAlert(url=hook.url), events=["crashed"])
         assert deliver(ALERT_, config).sent == []
         assert deliver(Alert(**{**ALERT_.__dict__, "kind": "crashed"}), config).sent == ["webhook"]
         assert len(hook.wait(1)) == 1
@@ -77,8 +80,8 @@ def test_the_project_file_alerts_are_checked(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"alerts": {"webhook": {"url": "hooks.example/x"}}}))
     with pytest.raises(SeqcastError, match=r"seqcast.yaml: alerts.webhook.url: String should"):
         load_project(path)
-    path.write_text(yaml.safe_dump({"alerts": {"on": ["failed", "late"]}}))
-    with pytest.raises(SeqcastError, match=r"alerts.on\[1\]: Input should be"):
+    path.write_text(yaml.safe_dump({"alerts": {"events": ["failed", "late"]}}))
+    with pytest.raises(SeqcastError, match=r"alerts.events\[1\]: Input should be"):
         load_project(path)
     path.write_text(yaml.safe_dump({"alerts": {"email": {"smtp_host": "mail", "to": ["x@y"]}}}))
     with pytest.raises(SeqcastError, match=r"alerts.email.sender: required; add it"):
@@ -144,3 +147,29 @@ def test_a_group_without_champion_sends_a_skipped_alert(
     assert alert["kind"] == "skipped" and alert["flow"] == "forecast"
     assert alert["groups"] == {"prices": "no seqcast-prices@champion; run train-forecasters first"}
     assert mail["Subject"].startswith("[seqcast] forecast skipped prices (run ")
+
+
+def yaml_blocks(path: Path) -> list[str]:
+    """The ```yaml blocks of a Markdown file."""
+    return [b.split("```", 1)[0] for b in path.read_text().split("```yaml\n")[1:]]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
+def test_the_documented_alerts_are_a_valid_project_file(doc: str, tmp_path: Path) -> None:
+    (block,) = [b for b in yaml_blocks(REPO / doc) if "alerts:" in b]
+    path = tmp_path / "seqcast.yaml"
+    path.write_text(block)
+    alerts = load_project(path).alerts
+    assert alerts.webhook is not None and alerts.email is not None
+    assert alerts.email.password_env == "SEQCAST_SMTP_PASSWORD"
+
+
+def test_the_starter_files_alerts_are_valid_once_uncommented(tmp_path: Path) -> None:
+    catalog = pd.DataFrame({"kind": ["sensor"], "freq": ["h"], "n_obs": [500]})
+    lines = starter_file(catalog, None).splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("# alerts:")))
+    block = [x.removeprefix("# ") for x in lines[start : start + 3]]
+    path = tmp_path / "seqcast.yaml"
+    path.write_text("\n".join(block) + "\n")
+    alerts = load_project(path).alerts
+    assert alerts.webhook is not None and alerts.email is not None
