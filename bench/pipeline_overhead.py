@@ -28,7 +28,8 @@ Two measurements of the same work:
    backtest, prediction) -> compute.
 2. The same compute steps called directly (db.ingest, read_group, fit, backtest, predict,
    write_forecast_run) on a fresh database, in a new process, twice (the first time for the
-   runs in a new process, again for ``warm``): overhead = (flow wall - bare wall) / flow wall.
+   runs in a new process, again for ``warm``), under the same stack sampler as the flow runs:
+   overhead = (flow wall - bare wall) / flow wall.
 
     .venv/bin/python bench/pipeline_overhead.py [--quick] [--threads 2]
 """
@@ -218,7 +219,12 @@ def flow_runs(phase: str, workdir: Path, quick: bool, threads: int) -> None:
 
     group = group_for(quick)
     if phase == "bare":  # the same steps called directly, the first time and again
-        times = {n: bare_run(workdir / CSV, group, workdir, f"{n}.db") for n in PHASES[phase]}
+        times = {}
+        for n in PHASES[phase]:
+            # Under the same sampler as the flow runs, so both pay its cost (a thread taking
+            # the GIL every 5 ms slows the training loop measurably).
+            with StackSampler(classify):
+                times[n] = bare_run(workdir / CSV, group, workdir, f"{n}.db")
         (workdir / f"{phase}.json").write_text(json.dumps(times))
         return
     params = PipelineParams(

@@ -125,7 +125,9 @@ def report(
                 "temporary server and MLflow's store (cold), model registry and promotion, "
                 "figures and per-horizon errors for MLflow. The bare steps ran in a new "
                 "process of their own, twice: the first time is compared with the runs in a "
-                "new process, the second with warm.",
+                "new process, the second with warm; both under the same stack sampler as the "
+                "flow runs (its thread takes the GIL every 5 ms, which slows the training "
+                "loop), so the comparison is at equal instrumentation.",
                 "Timings on a shared 2-core machine are indicative; shares are what matters.",
             ],
         },

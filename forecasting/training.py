@@ -15,21 +15,22 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from forecasting.device import AUTOCAST_DTYPES, PRECISIONS, pick_device, training_precision
+from forecasting.device import AUTOCAST_DTYPES, pick_device, training_precision
 from forecasting.losses import forecast_loss
+from forecasting.train_config import TrainConfig
 from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
-LOSS_NAMES = ("mae", "mse", "huber")
 # fp16 loss scaling: the scaler's first scale, and how many steps in a row it may skip for
 # inf/nan gradients before training counts as diverged. Each skip halves the scale, so after
 # 24 of them it is below 2**-8: an overflow there is not an artefact of the scaling.
@@ -39,62 +40,6 @@ MAX_SKIPPED_RUN = 24
 
 class TrainingDiverged(RuntimeError):
     """Loss or gradient norm became non-finite; the model must not be used."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings.
-
-    Attributes:
-        windows_per_epoch: cap on the windows drawn per epoch (None: every window).
-        loss: point loss (``mae``, ``mse``, ``huber``); models with quantile outputs are
-            always trained with the pinball loss.
-        loss_scale: ``window`` divides each window's loss by the standard deviation of its
-            input, so every window counts alike whatever its level (scale-free, like MASE).
-        lr_schedule: ``plateau`` halves the rate when validation stalls; ``onecycle`` warms
-            up to ``learning_rate`` and anneals over ``max_epochs`` (Smith 2018).
-        precision: of the training forward pass: ``auto`` (bf16 on a CUDA device with native
-            bf16, else fp32), ``fp32``, ``bf16`` (autocast), ``fp16`` (autocast with a
-            gradient scaler). Validation and prediction always run in fp32.
-    """
-
-    max_epochs: int = 20
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    clip_norm: float = 1.0
-    patience: int = 3
-    windows_per_epoch: int | None = 8192
-    max_val_windows: int = 4096
-    loss: Literal["mae", "mse", "huber"] = "mae"
-    loss_scale: Literal["none", "window"] = "none"
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr_schedule: Literal["plateau", "onecycle"] = "plateau"
-    seed: int = 0
-    device: str | None = None
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSS_NAMES:
-            raise ValueError(f"loss must be one of {list(LOSS_NAMES)}, got {self.loss!r}")
-        for name in ("max_epochs", "batch_size", "patience", "max_val_windows"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
-            raise ValueError(f"windows_per_epoch must be >= 1, got {self.windows_per_epoch}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
-        if self.lr_schedule not in ("plateau", "onecycle"):
-            raise ValueError(f"lr_schedule must be plateau or onecycle, got {self.lr_schedule!r}")
-        if self.loss_scale not in ("none", "window"):
-            raise ValueError(f"loss_scale must be none or window, got {self.loss_scale!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
-        if self.learning_rate <= 0 or self.clip_norm <= 0:
-            raise ValueError("learning_rate and clip_norm must be > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Callback(Protocol):
@@ -117,6 +62,7 @@ class TrainResult:
     best_epoch: int = 0
     best_val_loss: float = math.inf
     stopped_early: bool = False
+    stopped_by_budget: bool = False
     device: str = "cpu"
     precision: str = "fp32"
     seconds: float = 0.0
@@ -152,6 +98,39 @@ class WindowData:
 
     def batch(self, starts: torch.Tensor) -> Batch:
         return gather_batch(self.values, starts, self.spec, self.covariates, self.point_series)
+
+
+class Budget:
+    """A training time budget: spent once the time left (to 97 % of the budget) is less than
+    one more step and a validation take, each the slowest seen lately (a shared machine's
+    times vary). Until a
+    validation is measured it is estimated from the step time: a forward pass (about a third
+    of a training step) over ``val_batches`` batches."""
+
+    def __init__(self, start: float, seconds: float | None, val_batches: float) -> None:
+        # Aim 3 % short of the budget: room for a step that runs slow on a busy machine.
+        self.deadline = None if seconds is None else start + 0.97 * seconds
+        self.last = start
+        self.steps: deque[float] = deque(maxlen=8)
+        self.validation: float | None = None
+        self.val_batches = val_batches
+
+    def spent(self) -> bool:
+        now = time.perf_counter()
+        self.steps.append(now - self.last)
+        self.last = now
+        step = max(self.steps)
+        validation = self.validation
+        if validation is None:
+            validation = step * self.val_batches / 3
+        return self.deadline is not None and now + step + validation >= self.deadline
+
+    @contextmanager
+    def validating(self) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.last = time.perf_counter()
+        self.validation = max(self.validation or 0.0, self.last - start)
 
 
 def _val_subset(windows: WindowIndex, cap: int) -> torch.Tensor:
@@ -290,6 +269,7 @@ def fit(
     best_state: dict[str, torch.Tensor] | None = None
     bad_epochs = skipped_run = 0
     t0 = time.perf_counter()
+    budget = Budget(t0, config.time_budget_s, len(val_starts) / config.batch_size)
 
     for epoch in range(1, config.max_epochs + 1):
         train_model.train()
@@ -298,6 +278,8 @@ def fit(
         step_losses: list[torch.Tensor] = []
         step_norms: list[torch.Tensor] = []
         for i in range(0, per_epoch, config.batch_size):
+            if i > 0 and budget.spent():
+                break  # out of time: validate what this epoch trained, then stop
             # Every rank draws the same order and takes every world-th window of the batch.
             b = data.batch(data.train_starts[order[i : i + config.batch_size]][rank::world])
             loss, norm = train_step(train_model, b, optimizer, scaler, ctx, config, quantiles)
@@ -327,8 +309,9 @@ def fit(
         norms[skipped] = np.nan
         applied = norms[~skipped]
         result.grad_norms.extend(norms.tolist())
-        result.windows_seen += per_epoch
-        val_loss = evaluate_loss(model, data, val_starts, config, quantiles)
+        result.windows_seen += min(per_epoch, len(losses) * config.batch_size)
+        with budget.validating():
+            val_loss = evaluate_loss(model, data, val_starts, config, quantiles)
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"epoch {epoch}: validation loss is {val_loss}")
         metrics = {
@@ -356,6 +339,9 @@ def fit(
             if bad_epochs >= config.patience:
                 result.stopped_early = True
                 break
+        if budget.spent():
+            result.stopped_by_budget = True
+            break
 
     if best_state is not None:
         model.load_state_dict(best_state)

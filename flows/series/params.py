@@ -92,6 +92,7 @@ class ModelGroup(BaseModel):
     clip_norm: float = Field(1.0, gt=0.0)
     patience: int = Field(3, ge=1)
     windows_per_epoch: int | None = Field(8192, ge=1)
+    train_minutes: float | None = Field(None, gt=0, description="all cells' training, split evenly")
     val_size: int = Field(480, ge=1)
     test_size: int = Field(96, ge=1)
     max_fill: int = Field(3, ge=0)
@@ -109,10 +110,7 @@ class ModelGroup(BaseModel):
     embed_series: int = Field(0, ge=0, le=256, description="series embedding size (0: off)")
     lr_schedule: Literal["plateau", "onecycle"] = "plateau"
     processes: int | None = Field(
-        None,
-        ge=1,
-        le=64,
-        description="DDP processes via torchrun (None: one per GPU when there are several)",
+        None, ge=1, le=64, description="DDP processes via torchrun (None: one per GPU if several)"
     )
     loss_scale: Literal["none", "window"] = "none"
     warm_start: bool = Field(
@@ -188,6 +186,7 @@ class ModelGroup(BaseModel):
                 lr_schedule=self.lr_schedule,
                 loss_scale=self.loss_scale,
                 seed=self.seed,
+                time_budget_s=self.train_minutes and self.train_minutes * 60 / len(self.cells),
             ),
             panel=PanelConfig(
                 max_fill=self.max_fill, test_size=self.test_size, val_size=self.val_size

@@ -121,3 +121,36 @@ def test_stocks_short_series_are_excluded_not_fatal(stocks: pd.DataFrame) -> Non
     assert set(rows["series_id"]) == {"stock-AAPL", "stock-GOOG", "stock-IBM", "stock-MSFT"}
     assert (rows.groupby("series_id")["step"].apply(list) == [[1, 2, 3, 4, 5]] * 4).all()
     assert (rows["yhat_lower"] <= rows["yhat"]).all() and (rows["yhat"] <= rows["yhat_upper"]).all()
+
+
+@pytest.mark.slow
+def test_the_time_budget_is_honoured_within_ten_percent(glucose: pd.DataFrame) -> None:
+    # Long enough that one step slowed by a busy machine (0.4 s seen) stays inside 10 %.
+    budget = 8.0
+    values = glucose["value"].to_numpy(dtype=np.float64)
+    values = (values - values.mean()) / values.std()
+    spec = WindowSpec(48, 12)
+    model = LSTMForecaster(
+        RecurrentForecasterConfig(window=48, horizon=12, hidden_size=32, num_layers=2)
+    )
+    data = _data(values, spec)
+    # A process's first training step pays for thread pools and kernel set-up (seconds on a
+    # busy machine), which no budget can cut: take it before the timed fit.
+    fit(model, data, TrainConfig(max_epochs=1, batch_size=64, windows_per_epoch=64))
+    # 10,000 epochs would take hours: the budget ends it, mid-epoch when it falls there.
+    cfg = TrainConfig(
+        max_epochs=10_000, patience=10_000, batch_size=64, windows_per_epoch=2048,
+        max_val_windows=512,
+        time_budget_s=budget,
+    )  # fmt: skip
+    result = fit(model, data, cfg)
+    assert result.stopped_by_budget and not result.stopped_early
+    assert 0.9 * budget <= result.seconds <= 1.1 * budget, result.seconds
+    # What it trained in that time was validated and kept: the best epoch's weights.
+    assert result.best_epoch >= 1 and result.history[-1]["epoch"] >= result.best_epoch
+    assert result.windows_seen > 0
+
+
+def test_a_time_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="time_budget_s must be > 0"):
+        TrainConfig(time_budget_s=0)

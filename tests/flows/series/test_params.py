@@ -42,3 +42,12 @@ def test_defaults_map_to_forecasting_configs() -> None:
     assert spec.model.cell == "gru" and spec.model.window == glucose.window
     assert spec.panel.test_size == glucose.test_size and spec.season_length == 288
     assert glucose.registered_model == "seqcast-glucose"
+
+
+def test_a_groups_training_minutes_are_split_over_its_cells() -> None:
+    group = ModelGroup(name="plant", series_kind="sensor", cells=["lstm", "gru", "rnn"],
+                       train_minutes=1.5)  # fmt: skip
+    assert [group.spec(c).train.time_budget_s for c in group.cells] == [30.0, 30.0, 30.0]
+    assert ModelGroup(name="plant", series_kind="sensor").spec("lstm").train.time_budget_s is None
+    with pytest.raises(ValidationError, match="train_minutes"):
+        ModelGroup(name="plant", series_kind="sensor", train_minutes=0)
