@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from forecasting.covariates import check_calendar
+from forecasting.covariates import CovariateLayout, check_calendar
+from forecasting.missing import MISSING_POLICIES
 from forecasting.models import MODELS, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
 from forecasting.training import TrainConfig
@@ -23,7 +24,12 @@ class ForecasterSpec:
         calendar: calendar features derived from each target's timestamp (hour, dayofweek,
             ...; see forecasting.covariates.CALENDAR), given over window and horizon.
         exogenous: names of exogenous variables known in the future (columns of the
-            ``exogenous`` frame passed to fit and predict).
+            ``exogenous`` frame passed to fit and predict), read over window and horizon.
+        past_covariates: names of exogenous variables known only up to the forecast origin
+            (columns of the same frame), read over the window only: values after the origin
+            never reach the model.
+        covariate_missing: ``(name, policy)`` pairs, the missing-value policy of a covariate
+            (``error``, ``ffill`` or ``zero``, see forecasting.missing); unnamed ones: error.
         embed_series: size of a learned embedding of each series' identity (0: none).
     """
 
@@ -35,6 +41,8 @@ class ForecasterSpec:
     intervals: Literal["residual", "quantile"] = "residual"
     calendar: tuple[str, ...] = ()
     exogenous: tuple[str, ...] = ()
+    past_covariates: tuple[str, ...] = ()
+    covariate_missing: tuple[tuple[str, str], ...] = ()
     embed_series: int = 0
 
     def __post_init__(self) -> None:
@@ -47,6 +55,7 @@ class ForecasterSpec:
         if self.season_length < 1 or self.embed_series < 0:
             raise ValueError("season_length must be >= 1 and embed_series >= 0")
         check_calendar(self.calendar)
+        self._check_covariates()
         if self.panel.test_size and self.panel.test_size < self.model.horizon:
             raise ValueError(
                 f"test_size ({self.panel.test_size}) must be 0 or at least one horizon "
@@ -57,6 +66,35 @@ class ForecasterSpec:
                 f"val_size ({self.panel.val_size}) must be at least one horizon "
                 f"({self.model.horizon}) so early stopping has a window to validate on"
             )
+
+    def _check_covariates(self) -> None:
+        both = sorted(set(self.exogenous) & set(self.past_covariates))
+        if both:
+            raise ValueError(
+                f"covariates {both} are declared both known-future (exogenous) and past-only; "
+                "declare each once"
+            )
+        names = (*self.exogenous, *self.past_covariates)
+        if len(set(names)) != len(names):
+            raise ValueError(f"a covariate is declared twice: {list(names)}")
+        for name, policy in self.covariate_missing:
+            if name not in names:
+                raise ValueError(
+                    f"covariate_missing names {name!r}, which is not a covariate of this "
+                    f"model ({list(names)})"
+                )
+            if policy not in MISSING_POLICIES:
+                raise ValueError(
+                    f"missing policy {policy!r} of covariate {name!r}: choose from "
+                    f"{list(MISSING_POLICIES)}"
+                )
+
+    @property
+    def covariates(self) -> CovariateLayout:
+        """The covariate matrix's columns and missing-value policies."""
+        return CovariateLayout(
+            self.calendar, self.exogenous, self.past_covariates, self.covariate_missing
+        )
 
     @property
     def quantile_levels(self) -> tuple[float, float, float]:
@@ -69,6 +107,7 @@ class ForecasterSpec:
             self.model,
             quantiles=self.quantile_levels if self.intervals == "quantile" else (),
             n_covariates=2 * len(self.calendar) + len(self.exogenous),
+            n_past_covariates=len(self.past_covariates),
             n_series=n_series if self.embed_series else 0,
             embedding_dim=self.embed_series,
         )
@@ -87,5 +126,9 @@ class ForecasterSpec:
             intervals=data.get("intervals", "residual"),
             calendar=tuple(data.get("calendar", ())),
             exogenous=tuple(data.get("exogenous", ())),
+            past_covariates=tuple(data.get("past_covariates", ())),
+            covariate_missing=tuple(
+                (str(name), str(policy)) for name, policy in data.get("covariate_missing", ())
+            ),
             embed_series=int(data.get("embed_series", 0)),
         )

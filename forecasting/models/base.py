@@ -2,8 +2,9 @@
 
 The window is normalised (see ``RecurrentForecasterConfig.normalize``), read by a stacked,
 optionally bidirectional encoder (step by step or in segments of ``patch_len`` steps, with
-known covariates and a series embedding beside the values), and turned into ``horizon`` steps
-by a direct linear head or a recurrent decoder. Outputs are [B, H, Q]: Q = 1 for a point
+known and past-only covariates and a series embedding beside the values), and turned into
+``horizon`` steps by a direct linear head or a recurrent decoder, which read the known
+covariates over the horizon and never the past-only ones. Outputs are [B, H, Q]: Q = 1 for a point
 forecast, one per quantile otherwise. Each cell file (rnn.py, lstm.py, gru.py) only names its
 recurrent layer and how to initialise it.
 """
@@ -31,7 +32,7 @@ class RecurrentForecaster(nn.Module):
         self.config = c = config
         emb = c.embedding_dim if c.n_series and c.embedding_dim else 0
         self.embedding = nn.Embedding(c.n_series, emb) if emb else None
-        step_size = c.patch_len * (1 + c.n_covariates) + emb
+        step_size = c.patch_len * (1 + c.n_covariates + c.n_past_covariates) + emb
         # A segment of several steps is projected first; single steps go straight in.
         self.patch_proj = nn.Linear(step_size, c.hidden_size) if c.patch_len > 1 else None
         dirs = 2 if c.bidirectional else 1
@@ -111,7 +112,8 @@ class RecurrentForecaster(nn.Module):
 
         Args:
             x: [B, W] scaled input window.
-            cov: [B, W + H, C] known covariates over the window and the horizon.
+            cov: [B, W + H, C + K] covariates over the window and the horizon: C known in
+                the future, then K past-only (their horizon rows are never read).
             series: [B] int64 series index (for the embedding).
             y: [B, H] targets, used only by the seq2seq decoder while training.
 
@@ -123,10 +125,13 @@ class RecurrentForecaster(nn.Module):
         level, scale = self._norm_stats(x)  # [B, 1] each
         z = (x - level) / scale  # [B, W]
         feats = z.unsqueeze(-1)  # [B, W, 1]
-        if c.n_covariates:
-            assert cov is not None, "this model was configured with covariates"
-            feats = torch.cat([feats, cov[:, :w]], dim=-1)  # [B, W, 1 + C]
-        steps = feats.reshape(b, w // c.patch_len, -1)  # [B, W/P, P * (1 + C)]
+        n_cov = c.n_covariates + c.n_past_covariates
+        if n_cov:
+            assert cov is not None and cov.shape[-1] == n_cov, (
+                f"this model needs {n_cov} covariates"
+            )
+            feats = torch.cat([feats, cov[:, :w]], dim=-1)  # [B, W, 1 + C + P]
+        steps = feats.reshape(b, w // c.patch_len, -1)  # [B, W/P, P * (1 + C + P)]
         static = None
         if self.embedding is not None:
             assert series is not None, "this model was configured with a series embedding"
@@ -135,7 +140,8 @@ class RecurrentForecaster(nn.Module):
         if self.patch_proj is not None:
             steps = torch.relu(self.patch_proj(steps))  # [B, W/P, hidden]
         summary = self._encode(steps)  # [B, D]
-        future = cov[:, w:] if c.n_covariates and cov is not None else None  # [B, H, C]
+        # Only the known covariates go past the origin: past-only ones stop at the window.
+        future = cov[:, w:, : c.n_covariates] if c.n_covariates and cov is not None else None
         base = (
             z[:, w - c.seasonal_skip : w - c.seasonal_skip + c.horizon] if c.seasonal_skip else None
         )

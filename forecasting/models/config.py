@@ -35,6 +35,8 @@ class RecurrentForecasterConfig:
             outputs (trained with the pinball loss), which must include 0.5.
         n_covariates: known time-varying inputs per step (calendar and exogenous features),
             available over the window and the horizon.
+        n_past_covariates: time-varying inputs known only up to the forecast origin; the
+            encoder reads them over the window, the heads never see them over the horizon.
         n_series, embedding_dim: a learned embedding of the series identity (0: none).
     """
 
@@ -52,6 +54,7 @@ class RecurrentForecasterConfig:
     head: Literal["direct", "seq2seq"] = "direct"
     quantiles: tuple[float, ...] = ()
     n_covariates: int = 0
+    n_past_covariates: int = 0
     n_series: int = 0
     embedding_dim: int = 0
 
@@ -81,8 +84,10 @@ class RecurrentForecasterConfig:
                 raise ValueError(f"quantiles must lie in (0, 1) and include 0.5: {self.quantiles}")
             if list(self.quantiles) != sorted(set(self.quantiles)):
                 raise ValueError(f"quantiles must be strictly increasing: {self.quantiles}")
-        if min(self.n_covariates, self.n_series, self.embedding_dim) < 0:
-            raise ValueError("n_covariates, n_series and embedding_dim must be >= 0")
+        if min(self.n_covariates, self.n_past_covariates, self.n_series, self.embedding_dim) < 0:
+            raise ValueError(
+                "n_covariates, n_past_covariates, n_series and embedding_dim must be >= 0"
+            )
 
     @property
     def n_outputs(self) -> int:
