@@ -165,7 +165,9 @@ def validate_covariates(
     reasons.reject(ts.isna().to_numpy(), ts_reasons)
     value = _check_values(frame["value"], reasons)
     # A row's key is (name, scope key, ts): joined into one label for the repeat check.
-    _reject_repeated_keys(names + "\x1f" + keys, ts, value, frame["row_number"], reasons)
+    _reject_repeated_keys(
+        names + "\x1f" + keys, ts, value, frame["row_number"], reasons, "name, scope key and ts"
+    )
     ok = reasons.free
     accepted = pd.DataFrame(
         {
@@ -205,7 +207,9 @@ def validate_attributes(
         reasons.reject((text == "").to_numpy(), "empty categorical value")
         number = pd.Series(np.nan, index=frame.index)
         compared = text
-    _reject_repeated_keys(sid, names, compared, frame["row_number"], reasons)
+    _reject_repeated_keys(
+        sid, names, compared, frame["row_number"], reasons, "series_id and attribute name"
+    )
     ok = reasons.free
     accepted = pd.DataFrame(
         {

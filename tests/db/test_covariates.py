@@ -80,7 +80,8 @@ def test_covariate_ingest_reconciles_and_gives_every_reject_a_reason(engine: Eng
     assert "unparseable timestamp" in reasons[7]
     assert "'warm' is not a finite number" in reasons[8]
     assert reasons[9] == "duplicate of row 2"
-    assert "conflicting values" in reasons[10] and "conflicting values" in reasons[11]
+    conflict = "conflicting values for the same name, scope key and ts in this batch"
+    assert reasons[10] == reasons[11] == conflict
     assert covariate_kinds(engine) == {"temperature": "known_future"}
     assert "known_future" in result.source and "temperature" in result.source
 
@@ -180,7 +181,8 @@ def test_static_attributes_numeric_and_categorical(engine: Engine) -> None:
     assert (area.received, area.accepted, area.rejected) == (4, 0, 4)
     reasons = _reasons(engine, area.batch_id)
     assert "not a finite number" in reasons[3] and "unknown series 'zz'" in reasons[4]
-    assert "conflicting values" in reasons[2] and "conflicting values" in reasons[5]
+    conflict = "conflicting values for the same series_id and attribute name in this batch"
+    assert reasons[2] == reasons[5] == conflict
     numeric = _rows([("s1", "12.5"), ("s2", "7")], ["series_id", "value"])
     area = ingest_attributes(engine, numeric, "a.csv", "a2", AREA)
     assert (area.accepted, area.inserted) == (2, 2)
