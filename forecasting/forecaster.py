@@ -38,6 +38,7 @@ from forecasting.panel import (
 )
 from forecasting.scaling import SeriesScaler, scale_panel
 from forecasting.spec import ForecasterSpec
+from forecasting.static import static_table
 from forecasting.training import Callback, TrainResult, WindowData, fit, predict
 from forecasting.windows import WindowSpec, window_index
 
@@ -99,6 +100,7 @@ class GlobalForecaster:
         callbacks: Sequence[Callback] = (),
         exogenous: pd.DataFrame | None = None,
         init_state: dict[str, torch.Tensor] | None = None,
+        static: pd.DataFrame | None = None,
     ) -> TrainResult:
         """Train on the long frame; keeps the test part of each series for :meth:`backtest`.
 
@@ -109,15 +111,25 @@ class GlobalForecaster:
             init_state: start from these weights (fine-tune, "warm start") when every tensor
                 matches the model's names and shapes; otherwise train from the seeded
                 initialisation. :attr:`warm_start_note` says which and why.
+            static: ``series_id, name, value`` per name in ``spec.static_attributes`` (see
+                forecasting.static); the model keeps them.
         """
         check_exogenous(self.spec.covariates.exogenous, exogenous)
         panel, self.excluded = exclude_short(
             build_panel(frame, freqs, self.spec.panel), self.spec.panel, self.window.span
         )
         split = chronological_split(panel, self.spec.panel, self.window.span)
-        if self.spec.embed_series:
-            self._build(self.spec.model_config(n_series=len(panel.series_ids)))
+        table = None
+        if self.spec.static_attributes:
+            table, _ = static_table(panel.series_ids, static, self.spec.static_attributes)
+        if self.spec.embed_series or table is not None:
+            n_static = 0 if table is None else table.shape[1]
+            self._build(self.spec.model_config(len(panel.series_ids), n_static))
         self.warm_start_note = "" if init_state is None else self._warm_start(init_state)
+        if table is not None:  # after a warm start: these series' attributes, not the champion's
+            assert self.model.static_table is not None
+            with torch.no_grad():
+                self.model.static_table.copy_(torch.from_numpy(table))
         scaler = SeriesScaler.fit(
             panel.series_ids,
             [panel.series_values(i)[: split.val_start[i]] for i in range(len(panel.series_ids))],

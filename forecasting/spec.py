@@ -31,6 +31,8 @@ class ForecasterSpec:
         covariate_missing: ``(name, policy)`` pairs, the missing-value policy of a covariate
             (``error``, ``ffill`` or ``zero``, see forecasting.missing); unnamed ones: error.
         embed_series: size of a learned embedding of each series' identity (0: none).
+        static_attributes: names of static attributes per series (the ``static`` frame
+            passed to fit), fixed in the model when it is fitted.
     """
 
     model: RecurrentForecasterConfig = field(default_factory=RecurrentForecasterConfig)
@@ -44,6 +46,7 @@ class ForecasterSpec:
     past_covariates: tuple[str, ...] = ()
     covariate_missing: tuple[tuple[str, str], ...] = ()
     embed_series: int = 0
+    static_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.model.cell not in MODELS:
@@ -101,15 +104,17 @@ class ForecasterSpec:
         alpha = round((1.0 - self.interval) / 2.0, 6)
         return (alpha, 0.5, round(1.0 - alpha, 6))
 
-    def model_config(self, n_series: int) -> RecurrentForecasterConfig:
-        """The model's config with what the spec implies (covariates, quantiles, embedding)."""
+    def model_config(self, n_series: int, n_static: int = 0) -> RecurrentForecasterConfig:
+        """The model's config with what the spec implies (covariates, quantiles, embedding,
+        ``n_static`` attribute values per series)."""
         return replace(
             self.model,
             quantiles=self.quantile_levels if self.intervals == "quantile" else (),
             n_covariates=2 * len(self.calendar) + len(self.exogenous),
             n_past_covariates=len(self.past_covariates),
-            n_series=n_series if self.embed_series else 0,
+            n_series=n_series if self.embed_series or n_static else 0,
             embedding_dim=self.embed_series,
+            n_static=n_static,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,4 +136,5 @@ class ForecasterSpec:
                 (str(name), str(policy)) for name, policy in data.get("covariate_missing", ())
             ),
             embed_series=int(data.get("embed_series", 0)),
+            static_attributes=tuple(data.get("static_attributes", ())),
         )

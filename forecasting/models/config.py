@@ -38,6 +38,8 @@ class RecurrentForecasterConfig:
         n_past_covariates: time-varying inputs known only up to the forecast origin; the
             encoder reads them over the window, the heads never see them over the horizon.
         n_series, embedding_dim: a learned embedding of the series identity (0: none).
+        n_static: static attribute values per series (numeric ones standardised, categorical
+            ones one-hot), read with the embedding by every step, the head and the decoder.
     """
 
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
@@ -57,6 +59,7 @@ class RecurrentForecasterConfig:
     n_past_covariates: int = 0
     n_series: int = 0
     embedding_dim: int = 0
+    n_static: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in CELL_NAMES:
@@ -84,6 +87,8 @@ class RecurrentForecasterConfig:
                 raise ValueError(f"quantiles must lie in (0, 1) and include 0.5: {self.quantiles}")
             if list(self.quantiles) != sorted(set(self.quantiles)):
                 raise ValueError(f"quantiles must be strictly increasing: {self.quantiles}")
+        if self.n_static and not self.n_series:
+            raise ValueError("n_static needs n_series: the attribute values are per series")
         if min(self.n_covariates, self.n_past_covariates, self.n_series, self.embedding_dim) < 0:
             raise ValueError(
                 "n_covariates, n_past_covariates, n_series and embedding_dim must be >= 0"
