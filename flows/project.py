@@ -55,6 +55,9 @@ class GroupConfig(BaseModel):
         default_factory=list,
         description="inputs from the covariates table: [{name, kind, missing}]",
     )
+    attributes: list[str] = Field(
+        default_factory=list, description="static attributes (series_attributes) to feed in"
+    )
     settings: dict[str, Any] = Field(
         default_factory=dict, description="any model-group setting, taken as given"
     )
@@ -63,7 +66,7 @@ class GroupConfig(BaseModel):
     @classmethod
     def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
         fixed = {"name", "horizon", "series_kind", "series_ids", "series_match", "series_regex",
-                 "covariates"}  # fmt: skip
+                 "covariates", "attributes"}  # fmt: skip
         known = (
             set(ModelGroup.model_fields) - fixed - {"series_freq", "series_exclude", "provenance"}
         )
@@ -71,7 +74,8 @@ class GroupConfig(BaseModel):
         if unknown:
             raise ValueError(
                 f"unknown setting(s) {unknown}; settings may be any of {sorted(known)}"
-                + (" (give the horizon, the selector and covariates at the group's top level)"
+                + (" (give the horizon, the selector, covariates and attributes at the group's "
+                   "top level)"
                    if set(unknown) & fixed else "")
             )  # fmt: skip
         return value
@@ -114,12 +118,15 @@ class ProjectFile(BaseModel):
             if dupes:
                 raise ValueError(f"{what} names must be unique; repeated: {dupes}")
         for group in self.groups:
-            names = [c.name for c in group.covariates]
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(
-                    f"group {group.name!r}: covariates are declared once each; repeated: {dupes}"
-                )
+            for key, names in (
+                ("covariates", [c.name for c in group.covariates]),
+                ("attributes", list(group.attributes)),
+            ):
+                dupes = sorted({n for n in names if names.count(n) > 1})
+                if dupes:
+                    raise ValueError(
+                        f"group {group.name!r}: {key} are declared once each; repeated: {dupes}"
+                    )
         return self
 
     def select_sources(self, names: list[str] | None) -> list[SourceConfig]:

@@ -86,8 +86,11 @@ def train_candidate(
         mlflow.log_params({"group": group.name, "registered_model": group.registered_model})
         covariates = covariate_tags(spec.exogenous, spec.past_covariates, spec.covariate_missing)
         mlflow.set_tags(covariates)
-        # Covariates are not passed to the torchrun workers: one process (params refuse more).
-        nproc = 1 if spec.covariates.exogenous else processes_for(group.processes)
+        mlflow.set_tag("attributes", ",".join(spec.static_attributes))
+        # Covariates and attributes do not reach torchrun workers: one process (params refuse
+        # more).
+        single = spec.covariates.exogenous or spec.static_attributes
+        nproc = 1 if single else processes_for(group.processes)
         mlflow.log_param("processes", nproc)
         log_training_dataset(group, data)
         callbacks: list[Callback] = [
@@ -102,7 +105,12 @@ def train_candidate(
                 )
             else:
                 result = forecaster.fit(
-                    data.frame, data.freqs, callbacks, data.exogenous, init_state=init_state
+                    data.frame,
+                    data.freqs,
+                    callbacks,
+                    data.exogenous,
+                    init_state=init_state,
+                    static=data.static,
                 )
                 if init_state is not None:
                     note = f"{forecaster.warm_start_note} ({note})"

@@ -1,4 +1,5 @@
-"""A model group's covariates as the project file declares them, and how runs record them."""
+"""A model group's covariates and static attributes as the project file declares them, what
+they make of the forecaster's spec, and how runs record them."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ class CovariateSetting(BaseModel):
     def describe(self) -> str:
         """``temperature (known_future, missing: ffill)``."""
         return f"{self.name} ({self.kind}, missing: {self.missing})"
+
+
+def spec_inputs(covariates: Sequence[CovariateSetting], attributes: Sequence[str]) -> dict:
+    """The ForecasterSpec fields for these covariates and static attributes."""
+    return {
+        "exogenous": tuple(c.name for c in covariates if c.kind == "known_future"),
+        "past_covariates": tuple(c.name for c in covariates if c.kind == "past_only"),
+        "covariate_missing": tuple((c.name, c.missing) for c in covariates),
+        "static_attributes": tuple(attributes),
+    }
 
 
 def covariate_tags(

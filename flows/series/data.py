@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from db import make_engine
-from db.covariates import covariate_kinds, read_covariates
+from db.covariates import covariate_kinds, read_attributes, read_covariates
 from db.observations import list_series, read_observations
 from db.recent import latest_series, read_recent_observations
 from flows.errors import SeqcastError
@@ -31,12 +31,14 @@ if TYPE_CHECKING:  # the spec's module loads torch: only the trained model's cal
 @dataclass(frozen=True)
 class GroupData:
     """A group's observations (long frame), each series' frequency, a content hash (of the
-    covariates too), and the covariates (``series_id, ts`` and one column each, or None)."""
+    covariates and attributes too), the covariates (``series_id, ts`` and one column each)
+    and the static attributes (``series_id, name, value``), None when not taken."""
 
     frame: pd.DataFrame
     freqs: dict[str, str]
     sha256: str
     exogenous: pd.DataFrame | None = None
+    static: pd.DataFrame | None = None
 
     @property
     def rows(self) -> int:
@@ -85,12 +87,40 @@ def read_group_covariates(
     return read_covariates(engine, list(declared), dict.fromkeys(series_ids, group))
 
 
-def _with_covariates(data: GroupData, exogenous: pd.DataFrame | None) -> GroupData:
-    if exogenous is None:
+def read_group_attributes(
+    engine: Engine, group: str, series_ids: list[str], names: tuple[str, ...]
+) -> pd.DataFrame | None:
+    """The static attributes ``names`` of the series as ``series_id, name, value`` (a number,
+    or the category's text), None when none are taken.
+
+    Raises:
+        SeqcastError: an attribute no series has (the engine names a series lacking one).
+    """
+    if not names:
+        return None
+    stored = read_attributes(engine, series_ids, list(names))
+    absent = [n for n in names if n not in set(stored["name"])]
+    if absent:
+        raise SeqcastError(
+            f"group {group!r}: no series of it has attribute(s) {absent}; ingest them "
+            f"(seqcast ingest attributes FILE --kind numeric|categorical --name {absent[0]})"
+        )
+    value = stored["value_num"].astype(object).where(stored["kind"] == "numeric")
+    value = value.where(stored["kind"] == "numeric", stored["value_text"])
+    return stored[["series_id", "name"]].assign(value=value)
+
+
+def _with_inputs(
+    data: GroupData, exogenous: pd.DataFrame | None, static: pd.DataFrame | None = None
+) -> GroupData:
+    """``data`` with its covariates and attributes, both folded into the snapshot hash."""
+    if exogenous is None and static is None:
         return data
     h = hashlib.sha256(data.sha256.encode())
-    h.update(pd.util.hash_pandas_object(exogenous, index=False).to_numpy().tobytes())
-    return GroupData(data.frame, data.freqs, h.hexdigest(), exogenous)
+    for part in (exogenous, static):
+        if part is not None:
+            h.update(pd.util.hash_pandas_object(part.astype(str), index=False).to_numpy().tobytes())
+    return GroupData(data.frame, data.freqs, h.hexdigest(), exogenous, static)
 
 
 def group_catalog(catalog: pd.DataFrame, group: ModelGroup) -> pd.DataFrame:
@@ -139,7 +169,11 @@ def read_group(engine: Engine, group: ModelGroup, spec: ForecasterSpec | None = 
     freqs = dict(zip(mine["series_id"], mine["freq"], strict=True))
     data = GroupData(frame=frame, freqs=freqs, sha256=snapshot_hash(frame))
     spec = spec or group.spec(group.cells[0])
-    return _with_covariates(data, read_group_covariates(engine, group.name, ids, spec))
+    return _with_inputs(
+        data,
+        read_group_covariates(engine, group.name, ids, spec),
+        read_group_attributes(engine, group.name, ids, spec.static_attributes),
+    )
 
 
 def recent_cut(last_ts: pd.Timestamp, freq: str, points: int) -> pd.Timestamp:
@@ -162,7 +196,8 @@ def read_recent_group(
     freqs = dict(zip(mine["series_id"], mine["freq"], strict=True))
     data = GroupData(frame=frame, freqs=freqs, sha256=snapshot_hash(frame))
     spec = spec or group.spec(group.cells[0])
-    return _with_covariates(data, read_group_covariates(engine, group.name, list(cuts), spec))
+    # Static attributes are not read: a model keeps those it was trained with.
+    return _with_inputs(data, read_group_covariates(engine, group.name, list(cuts), spec))
 
 
 @io_task()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from flows.series.covariates import CovariateSetting
+from flows.series.covariates import CovariateSetting, spec_inputs
 
 if TYPE_CHECKING:
     from forecasting.spec import ForecasterSpec
@@ -111,6 +111,7 @@ class ModelGroup(BaseModel):
     covariates: list[CovariateSetting] = Field(
         default_factory=list, description="covariates from the covariates table"
     )
+    attributes: list[str] = Field(default_factory=list, description="from series_attributes")
     embed_series: int = Field(0, ge=0, le=256, description="series embedding size (0: off)")
     lr_schedule: Literal["plateau", "onecycle"] = "plateau"
     processes: int | None = Field(
@@ -134,8 +135,10 @@ class ModelGroup(BaseModel):
         self.selector  # noqa: B018 - raises when no criterion is given
         if self.test_size < self.horizon:
             raise ValueError("test_size must be at least one horizon")
-        if self.covariates and (self.processes or 1) > 1:
-            raise ValueError("covariates train in one process: leave processes unset or 1")
+        if (self.covariates or self.attributes) and (self.processes or 1) > 1:
+            raise ValueError(
+                "covariates and attributes train in one process: leave processes unset or 1"
+            )
         # Build every spec once, so a bad combination fails validation, not the scheduled run.
         for cell in self.cells:
             self.spec(cell)
@@ -203,10 +206,8 @@ class ModelGroup(BaseModel):
             interval=self.interval,
             intervals=self.intervals,
             calendar=tuple(self.calendar),
-            exogenous=tuple(c.name for c in self.covariates if c.kind == "known_future"),
-            past_covariates=tuple(c.name for c in self.covariates if c.kind == "past_only"),
-            covariate_missing=tuple((c.name, c.missing) for c in self.covariates),
             embed_series=self.embed_series,
+            **spec_inputs(self.covariates, self.attributes),
         )
 
 

@@ -13,7 +13,12 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine, delete, text
 
 from db import make_engine
-from db.covariates import CovariateDeclaration, ingest_covariates
+from db.covariates import (
+    AttributeDeclaration,
+    CovariateDeclaration,
+    ingest_attributes,
+    ingest_covariates,
+)
 from db.ingest import ingest_observations
 from db.observations import SeriesSpec
 from db.schema import covariates
@@ -68,6 +73,8 @@ def _load(engine: Engine) -> None:
     ingest_observations(engine, obs, "obs.csv", "obs", SeriesSpec(kind="load", freq="h"))
     known = CovariateDeclaration("known_future", "series", "temp")
     ingest_covariates(engine, _long(temp, TS), "temp.csv", "temp", known)
+    sizes = pd.DataFrame({"series_id": IDS, "value": ["big", "small"], "row_number": [2, 3]})
+    ingest_attributes(engine, sizes, "s.csv", "s", AttributeDeclaration("categorical", "size"))
     mood = _long({"load": rng.normal(size=N // 2)}, TS[:N:2])
     ingest_covariates(
         engine, mood, "mood.csv", "mood", CovariateDeclaration("past_only", "group", "mood")
@@ -99,19 +106,23 @@ def test_the_project_file_declares_covariates_and_refuses_bad_ones(tmp_path: Pat
         load_project(project("[{name: temp, kind: past_only, missing: interpolate}]"))
     with pytest.raises(SeqcastError, match=r"declared once each; repeated: \['temp'\]"):
         load_project(project("[{name: temp, kind: past_only}, {name: temp, kind: known_future}]"))
-    with pytest.raises(SeqcastError, match="covariates at the group's top level"):
+    with pytest.raises(SeqcastError, match="covariates and attributes at the group's top level"):
         load_project(project("[]", "    settings: {covariates: []}\n"))
-    with pytest.raises(ValueError, match="covariates train in one process"):
+    with pytest.raises(SeqcastError, match=r"attributes are declared once each; repeated: \['a'\]"):
+        load_project(project("[]", "    attributes: [a, a]\n"))
+    with pytest.raises(ValueError, match="covariates and attributes train in one process"):
         _group(processes=2)
-    spec = _group().spec("gru")
+    spec = _group(attributes=["size"]).spec("gru")
     assert (spec.exogenous, spec.past_covariates) == (("temp",), ("mood",))
+    assert spec.static_attributes == ("size",)
     assert spec.covariates.policies == {"temp": "error", "mood": "ffill"}
 
 
 def test_training_and_forecast_reads_bring_the_groups_covariates(engine: Engine) -> None:
     _load(engine)
-    group = _group()
+    group = _group(attributes=["size"])
     data = read_group(engine, group)
+    assert data.static is not None and data.static["value"].tolist() == ["big", "small"]
     assert data.exogenous is not None and list(data.exogenous.columns) == [
         "series_id",
         "ts",
@@ -121,7 +132,8 @@ def test_training_and_forecast_reads_bring_the_groups_covariates(engine: Engine)
     assert data.exogenous["temp"].notna().sum() == 2 * (N + H)  # the horizon included
     assert data.exogenous["mood"].notna().sum() == 2 * N // 2  # the group's, for each series
     model = GlobalForecaster(group.spec("gru"))
-    model.fit(data.frame, data.freqs, exogenous=data.exogenous)
+    model.fit(data.frame, data.freqs, exogenous=data.exogenous, static=data.static)
+    assert model.model_config.n_static == 2  # size=big, size=small
     recent = read_recent_group(engine, group, history_needed(model), model.spec)
     rows, skipped = model.predict(recent.frame, recent.exogenous)
     assert skipped == {} and len(rows) == 2 * H
@@ -151,6 +163,8 @@ def test_a_covariate_not_stored_or_stored_as_the_other_kind_is_refused(engine: E
         r"\(seqcast ingest covariates FILE --name rain --kind known_future\)",
     ):
         read_group(engine, unknown)
+    with pytest.raises(SeqcastError, match=r"no series of it has attribute\(s\) \['floor'\]"):
+        read_group(engine, _group(attributes=["floor"]))
     swapped = _group(covariates=[CovariateSetting(name="mood", kind="known_future")])
     with pytest.raises(
         SeqcastError, match="'mood' is known_future for this model but stored as past_only"
@@ -173,7 +187,7 @@ def test_train_and_forecast_flows_use_and_record_the_covariates(
 ) -> None:
     engine = make_engine(service_env["SEQCAST_DATABASE_URL"])
     _load(engine)
-    group = _group()
+    group = _group(attributes=["size"])
     train_forecasters(TrainParams(groups=[group]))
     client = MlflowClient()
     (version,) = client.search_model_versions("name = 'seqcast-load'")
@@ -182,6 +196,7 @@ def test_train_and_forecast_flows_use_and_record_the_covariates(
     run = client.get_run(version.run_id)
     assert run.data.tags["covariates.missing"] == "temp=error,mood=ffill"
     assert run.data.params["past_covariates"] == "('mood',)"
+    assert run.data.tags["attributes"] == "size"
     # A tiny model need not beat seasonal naive (promotion's bar): forecast with it anyway.
     client.set_registered_model_alias("seqcast-load", "champion", version.version)
     summary = forecast(ForecastParams(groups=[group]))
