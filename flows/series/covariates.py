@@ -4,7 +4,7 @@ they make of the forecaster's spec, and how runs record them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +27,9 @@ class CovariateSetting(BaseModel):
         return f"{self.name} ({self.kind}, missing: {self.missing})"
 
 
-def spec_inputs(covariates: Sequence[CovariateSetting], attributes: Sequence[str]) -> dict:
+def spec_inputs(
+    covariates: Sequence[CovariateSetting], attributes: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
     """The ForecasterSpec fields for these covariates and static attributes."""
     return {
         "exogenous": tuple(c.name for c in covariates if c.kind == "known_future"),
