@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Dialect,
@@ -106,6 +107,38 @@ rejected_rows = Table(
     Column("ts", Text),
     Column("value", Text),
     Column("reason", Text, nullable=False),
+)
+
+# Inputs of the forecasters beside the target (migration 0008 explains scope and kind).
+covariates = Table(
+    "covariates",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("scope", String(10), primary_key=True),  # series | group | global
+    Column("scope_key", String(200), primary_key=True),  # series id, group name, '' (global)
+    Column("ts", UTCDateTime, primary_key=True),
+    Column("kind", String(16), nullable=False),  # known_future | past_only
+    Column("value", Float, nullable=False),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+    CheckConstraint("scope IN ('series', 'group', 'global')", name="ck_covariates_scope"),
+    CheckConstraint("(scope = 'global') = (scope_key = '')", name="ck_covariates_scope_key"),
+    CheckConstraint("kind IN ('known_future', 'past_only')", name="ck_covariates_kind"),
+)
+
+series_attributes = Table(
+    "series_attributes",
+    metadata,
+    Column("series_id", String(200), ForeignKey("series.series_id"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(12), nullable=False),  # numeric | categorical
+    Column("value_num", Float),
+    Column("value_text", Text),
+    Column("batch_id", Integer, ForeignKey("ingest_batches.batch_id")),
+    CheckConstraint(
+        "(kind = 'numeric' AND value_num IS NOT NULL AND value_text IS NULL) OR "
+        "(kind = 'categorical' AND value_text IS NOT NULL AND value_num IS NULL)",
+        name="ck_series_attributes_value",
+    ),
 )
 
 # One row per configured incremental source (MQTT, HTTP, SQL, files): how far it has been

@@ -158,10 +158,16 @@ def _check_values(values: pd.Series, reasons: _Reasons) -> pd.Series:
 
 
 def _reject_repeated_keys(
-    sid: pd.Series, ts: pd.Series, value: pd.Series, row_number: pd.Series, reasons: _Reasons
+    sid: pd.Series,
+    ts: pd.Series,
+    value: pd.Series,
+    row_number: pd.Series,
+    reasons: _Reasons,
+    key: str = "series_id and ts",
 ) -> None:
     """Duplicate keys inside the batch: identical repeats keep the first row; conflicting
-    values are all rejected because no single one can be trusted."""
+    values are all rejected because no single one can be trusted. ``key`` names the key in
+    the reason."""
     keyed = pd.DataFrame({"series_id": sid, "ts": ts, "value": value, "row_number": row_number})[
         reasons.free
     ]
@@ -172,7 +178,7 @@ def _reject_repeated_keys(
     grp = keyed.groupby(["series_id", "ts"], sort=False)
     n_distinct = grp["value"].transform("nunique")
     conflict_idx = keyed.index[n_distinct > 1]
-    reasons.text[conflict_idx] = "conflicting values for the same series_id and ts in this batch"
+    reasons.text[conflict_idx] = f"conflicting values for the same {key} in this batch"
     repeat_mask = keyed.duplicated(["series_id", "ts"], keep="first") & (n_distinct == 1)
     first_row = grp["row_number"].transform("first")
     rep_idx = keyed.index[repeat_mask]

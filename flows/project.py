@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flows.alerts import AlertsConfig
 from flows.errors import SeqcastError
+from flows.series.covariates import CovariateSetting
 from flows.series.params import ModelGroup, SeriesSelector
 from flows.sources.config import SourceConfig
 from flows.sources.doc_config import DocumentSourceConfig
@@ -51,6 +52,13 @@ class GroupConfig(BaseModel):
         True,
         description="derive the settings not given from the data (false: the code defaults)",
     )
+    covariates: list[CovariateSetting] = Field(
+        default_factory=list,
+        description="inputs from the covariates table: [{name, kind, missing}]",
+    )
+    attributes: list[str] = Field(
+        default_factory=list, description="static attributes (series_attributes) to feed in"
+    )
     settings: dict[str, Any] = Field(
         default_factory=dict, description="any model-group setting, taken as given"
     )
@@ -58,7 +66,8 @@ class GroupConfig(BaseModel):
     @field_validator("settings")
     @classmethod
     def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
-        fixed = {"name", "horizon", "series_kind", "series_ids", "series_match", "series_regex"}
+        fixed = {"name", "horizon", "series_kind", "series_ids", "series_match", "series_regex",
+                 "covariates", "attributes"}  # fmt: skip
         known = (
             set(ModelGroup.model_fields) - fixed - {"series_freq", "series_exclude", "provenance"}
         )
@@ -66,7 +75,8 @@ class GroupConfig(BaseModel):
         if unknown:
             raise ValueError(
                 f"unknown setting(s) {unknown}; settings may be any of {sorted(known)}"
-                + (" (give the horizon and the selector at the group's top level)"
+                + (" (give the horizon, the selector, covariates and attributes at the group's "
+                   "top level)"
                    if set(unknown) & fixed else "")
             )  # fmt: skip
         return value
@@ -112,6 +122,16 @@ class ProjectFile(BaseModel):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what} names must be unique; repeated: {dupes}")
+        for group in self.groups:
+            for key, names in (
+                ("covariates", [c.name for c in group.covariates]),
+                ("attributes", list(group.attributes)),
+            ):
+                dupes = sorted({n for n in names if names.count(n) > 1})
+                if dupes:
+                    raise ValueError(
+                        f"group {group.name!r}: {key} are declared once each; repeated: {dupes}"
+                    )
         return self
 
     def select_sources(self, names: list[str] | None) -> list[SourceConfig]:

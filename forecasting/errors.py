@@ -13,3 +13,8 @@ class PanelError(ValueError):
 
 class ArtifactError(ValueError):
     """A model artifact is missing, of another format, or has been tampered with."""
+
+
+class CovariateError(PanelError):
+    """A covariate value the model needs is missing; the message names the series, the
+    covariate and the timestamp, and what to supply or declare."""

@@ -14,9 +14,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from forecasting.artifact import ARTIFACT_FORMAT, ForecasterArtifact
 from forecasting.backtest import BacktestResult, backtest
-from forecasting.covariates import ExogenousScaler, check_exogenous, covariate_matrix
+from forecasting.covariates import (
+    ExogenousScaler,
+    check_exogenous,
+    fit_covariates,
+    raw_covariates,
+    refuse_missing_history,
+    scale_covariates,
+    series_grid,
+)
 from forecasting.errors import ArtifactError
+from forecasting.missing import refuse_missing
 from forecasting.models import RecurrentForecasterConfig, build_model
 from forecasting.panel import (
     Panel,
@@ -26,34 +36,18 @@ from forecasting.panel import (
     chronological_split,
     exclude_short,
 )
-from forecasting.scaling import SeriesScaler
+from forecasting.scaling import SeriesScaler, scale_panel
 from forecasting.spec import ForecasterSpec
+from forecasting.static import static_table
 from forecasting.training import Callback, TrainResult, WindowData, fit, predict
 from forecasting.windows import WindowSpec, window_index
 
-ARTIFACT_FORMAT = "seqcast-forecaster/2"
 FORECAST_COLUMNS = ["series_id", "ts", "step", "yhat", "yhat_lower", "yhat_upper"]
 
-__all__ = ["ArtifactError", "ForecasterSpec", "GlobalForecaster"]
+__all__ = ["ARTIFACT_FORMAT", "ArtifactError", "ForecasterSpec", "GlobalForecaster"]
 
 
 _BUILD_LOCK = threading.Lock()
-
-
-def _scaled_values(panel: Panel, scaler: SeriesScaler) -> np.ndarray:
-    """The panel scaled per series into one new float32 array, computed in float64 a chunk at
-    a time so nothing but the result is allocated for the whole panel."""
-    scaled = np.empty(panel.values.size, dtype=np.float32)
-    chunk = 1 << 20
-    for i in range(len(panel.series_ids)):
-        o, n = int(panel.offsets[i]), int(panel.lengths[i])
-        for lo in range(o, o + n, chunk):
-            hi = min(lo + chunk, o + n)
-            part = (panel.values[lo:hi] - scaler.mean[i]) / scaler.scale[i]
-            # Missing points never reach a window (windows over them are skipped); zero keeps
-            # NaN out of the resident tensor.
-            scaled[lo:hi] = np.nan_to_num(part, copy=False, nan=0.0)
-    return scaled
 
 
 class GlobalForecaster:
@@ -91,12 +85,13 @@ class GlobalForecaster:
 
     @property
     def _uses_covariates(self) -> bool:
-        return self.model_config.n_covariates > 0
+        return self.model_config.n_covariates + self.model_config.n_past_covariates > 0
 
-    def _covariates(self, panel: Panel, extra: int = 0) -> tuple[np.ndarray, dict[str, str]]:
-        return covariate_matrix(
-            panel, self.spec.calendar, self.spec.exogenous, self._exogenous, self.exog_scaler, extra
-        )
+    def _covariates(self, panel: Panel, extra: int = 0) -> np.ndarray:
+        """[sum(length + extra), C] scaled float32 covariates; NaN where still missing."""
+        layout = self.spec.covariates
+        raw = raw_covariates(panel, layout, self._exogenous, extra)
+        return scale_covariates(raw, layout, self.exog_scaler)
 
     def fit(
         self,
@@ -105,45 +100,55 @@ class GlobalForecaster:
         callbacks: Sequence[Callback] = (),
         exogenous: pd.DataFrame | None = None,
         init_state: dict[str, torch.Tensor] | None = None,
+        static: pd.DataFrame | None = None,
     ) -> TrainResult:
         """Train on the long frame; keeps the test part of each series for :meth:`backtest`.
 
         Args:
-            exogenous: ``series_id, ts`` and one column per name in ``spec.exogenous``.
+            exogenous: ``series_id, ts`` and one column per name in ``spec.exogenous`` and
+                ``spec.past_covariates``; each is put on the grid under its missing-value
+                policy, and a value still missing is refused (CovariateError).
             init_state: start from these weights (fine-tune, "warm start") when every tensor
                 matches the model's names and shapes; otherwise train from the seeded
                 initialisation. :attr:`warm_start_note` says which and why.
+            static: ``series_id, name, value`` per name in ``spec.static_attributes`` (see
+                forecasting.static); the model keeps them.
         """
-        check_exogenous(self.spec.exogenous, exogenous)
+        check_exogenous(self.spec.covariates.exogenous, exogenous)
         panel, self.excluded = exclude_short(
             build_panel(frame, freqs, self.spec.panel), self.spec.panel, self.window.span
         )
         split = chronological_split(panel, self.spec.panel, self.window.span)
-        if self.spec.embed_series:
-            self._build(self.spec.model_config(n_series=len(panel.series_ids)))
+        table = None
+        if self.spec.static_attributes:
+            table, _ = static_table(panel.series_ids, static, self.spec.static_attributes)
+        if self.spec.embed_series or table is not None:
+            n_static = 0 if table is None else table.shape[1]
+            self._build(self.spec.model_config(len(panel.series_ids), n_static))
         self.warm_start_note = "" if init_state is None else self._warm_start(init_state)
+        if table is not None:  # after a warm start: these series' attributes, not the champion's
+            assert self.model.static_table is not None
+            with torch.no_grad():
+                self.model.static_table.copy_(torch.from_numpy(table))
         scaler = SeriesScaler.fit(
             panel.series_ids,
             [panel.series_values(i)[: split.val_start[i]] for i in range(len(panel.series_ids))],
         )
         self.scaler, self.freqs = scaler, {s: freqs[s] for s in panel.series_ids}
         self._panel, self._split, self._exogenous = panel, split, exogenous
-        if self.spec.exogenous and exogenous is not None:
-            self.exog_scaler = ExogenousScaler.fit(self.spec.exogenous, exogenous)
+        covariates = None
+        if self._uses_covariates:
+            matrix, self.exog_scaler = fit_covariates(panel, split, self.spec.covariates, exogenous)
+            covariates = torch.from_numpy(matrix)
         train, skip_train = window_index(panel, split, self.window, "train")
         val, skip_val = window_index(panel, split, self.window, "val")
-        covariates = (
-            torch.from_numpy(np.nan_to_num(self._covariates(panel)[0]))
-            if self._uses_covariates
-            else None
-        )
         point_series = (
             torch.from_numpy(np.repeat(np.arange(len(panel.series_ids)), panel.lengths))
             if self.model_config.n_series
             else None
         )
         data = WindowData(
-            torch.from_numpy(_scaled_values(panel, scaler)),
+            torch.from_numpy(scale_panel(panel, scaler)),
             train,
             val,
             self.window,
@@ -249,7 +254,11 @@ class GlobalForecaster:
         scaler = self.scaler
         if scaler is None:
             raise RuntimeError("the forecaster is not fitted")
-        cov = self._covariates(panel)[0] if self._uses_covariates else None
+        cov = None
+        if self._uses_covariates:
+            cov = self._covariates(panel)
+            refuse_missing_history(panel, cov, self.spec.covariates)
+            cov = np.nan_to_num(cov)  # left only where the target is missing: never read
         w, span = self.window.window, self.window.span
 
         def predict_fn(
@@ -280,7 +289,12 @@ class GlobalForecaster:
         """Forecast the next ``horizon`` steps after each series' last grid point.
 
         Args:
-            exogenous: the exogenous variables over the window and the next ``horizon`` steps.
+            exogenous: the known-future covariates over the window and the next ``horizon``
+                steps, the past-only ones over the window (later values are never read).
+
+        Raises:
+            CovariateError: a covariate value is missing: a known-future one over the
+                horizon, or one over the window that its missing policy does not fill.
 
         Returns:
             Rows ``series_id, ts, step, yhat, yhat_lower, yhat_upper`` and, per series that
@@ -288,7 +302,7 @@ class GlobalForecaster:
         """
         if self.scaler is None:
             raise RuntimeError("the forecaster is not fitted")
-        check_exogenous(self.spec.exogenous, exogenous)
+        check_exogenous(self.spec.covariates.exogenous, exogenous)
         if exogenous is not None:
             self._exogenous = exogenous
         known = [s for s in frame["series_id"].unique() if s in self.freqs]
@@ -301,7 +315,8 @@ class GlobalForecaster:
             return pd.DataFrame(columns=FORECAST_COLUMNS), skipped
         panel = build_panel(frame[frame["series_id"].isin(known)], self.freqs, self.spec.panel)
         w, h = self.window.window, self.window.horizon
-        cov, problems = self._covariates(panel, extra=h) if self._uses_covariates else (None, {})
+        cov = self._covariates(panel, extra=h) if self._uses_covariates else None
+        layout = self.spec.covariates
         # Every series that can be forecast goes through the model in one batched call.
         ready: list[int] = []
         inputs: list[np.ndarray] = []
@@ -314,10 +329,11 @@ class GlobalForecaster:
             if cov is not None:
                 end = int(panel.offsets[i]) + i * h + y.size  # rows are length + h per series
                 window_cov = cov[end - w : end + h]
-                if not np.isfinite(window_cov).all():
-                    skipped[sid] = f"{problems.get(sid, 'covariates missing')}; supply them"
-                    continue
-                covs.append(window_cov)
+                grid = series_grid(panel, i, h)[-(w + h) :]
+                refuse_missing(
+                    sid, window_cov, grid, layout.names, layout.policies, layout.known_columns, w
+                )
+                covs.append(np.nan_to_num(window_cov))  # past-only horizon rows: never read
             ready.append(i)
             inputs.append(y[-w:])
         if not ready:
@@ -348,43 +364,24 @@ class GlobalForecaster:
         """Write weights, config, scalers and intervals as one ``weights_only``-safe file."""
         if self.scaler is None:
             raise RuntimeError("the forecaster is not fitted")
-        payload = {
-            "format": ARTIFACT_FORMAT,
-            "spec": self.spec.to_dict(),
-            "model_config": self.model_config.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "scaler": self.scaler.to_dict(),
-            "exog_scaler": self.exog_scaler.to_dict() if self.exog_scaler else None,
-            "freqs": dict(self.freqs),
-            "residual_quantiles": torch.from_numpy(self.residual_quantiles.copy()),
-        }
-        path = Path(path)
-        torch.save(payload, path)
-        return path
+        artifact = ForecasterArtifact(
+            self.spec, self.model_config, self.model.state_dict(), self.scaler,
+            self.exog_scaler, dict(self.freqs), self.residual_quantiles,
+        )  # fmt: skip
+        return artifact.save(path)
 
     @classmethod
     def load(cls, path: str | Path) -> GlobalForecaster:
         """Rebuild a forecaster from :meth:`save`'s file without executing any pickled code."""
+        artifact = ForecasterArtifact.load(path)
+        forecaster = cls(artifact.spec)
         try:
-            payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtifactError(f"{path}: not a loadable seqcast model artifact ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
-            found = payload.get("format") if isinstance(payload, dict) else None
-            raise ArtifactError(
-                f"{path}: expected format {ARTIFACT_FORMAT!r}, found {found!r}; "
-                "retrain the model with this version of seqcast"
-            )
-        forecaster = cls(ForecasterSpec.from_dict(payload["spec"]))
-        try:
-            forecaster._build(RecurrentForecasterConfig.from_dict(payload["model_config"]))
-            forecaster.model.load_state_dict(payload["state_dict"])
+            forecaster._build(artifact.model_config)
+            forecaster.model.load_state_dict(artifact.state_dict)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: weights do not match the config ({exc})") from exc
         forecaster.model.eval()
-        forecaster.scaler = SeriesScaler.from_dict(payload["scaler"])
-        if payload.get("exog_scaler"):
-            forecaster.exog_scaler = ExogenousScaler.from_dict(payload["exog_scaler"])
-        forecaster.freqs = dict(payload["freqs"])
-        forecaster.residual_quantiles = payload["residual_quantiles"].numpy()
+        forecaster.scaler, forecaster.exog_scaler = artifact.scaler, artifact.exog_scaler
+        forecaster.freqs = artifact.freqs
+        forecaster.residual_quantiles = artifact.residual_quantiles
         return forecaster

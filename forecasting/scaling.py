@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecasting.panel import Panel
+
 
 @dataclass(frozen=True)
 class SeriesScaler:
@@ -55,3 +57,19 @@ class SeriesScaler:
             np.asarray(data["mean"], dtype=np.float64),
             np.asarray(data["scale"], dtype=np.float64),
         )
+
+
+def scale_panel(panel: Panel, scaler: SeriesScaler) -> np.ndarray:
+    """The panel scaled per series into one new float32 array, computed in float64 a chunk at
+    a time so nothing but the result is allocated for the whole panel."""
+    scaled = np.empty(panel.values.size, dtype=np.float32)
+    chunk = 1 << 20
+    for i in range(len(panel.series_ids)):
+        o, n = int(panel.offsets[i]), int(panel.lengths[i])
+        for lo in range(o, o + n, chunk):
+            hi = min(lo + chunk, o + n)
+            part = (panel.values[lo:hi] - scaler.mean[i]) / scaler.scale[i]
+            # Missing points never reach a window (windows over them are skipped); zero keeps
+            # NaN out of the resident tensor.
+            scaled[lo:hi] = np.nan_to_num(part, copy=False, nan=0.0)
+    return scaled

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from forecasting.covariates import check_calendar
+from forecasting.covariates import CovariateLayout, check_calendar
+from forecasting.missing import MISSING_POLICIES
 from forecasting.models import MODELS, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
 from forecasting.training import TrainConfig
@@ -23,8 +24,15 @@ class ForecasterSpec:
         calendar: calendar features derived from each target's timestamp (hour, dayofweek,
             ...; see forecasting.covariates.CALENDAR), given over window and horizon.
         exogenous: names of exogenous variables known in the future (columns of the
-            ``exogenous`` frame passed to fit and predict).
+            ``exogenous`` frame passed to fit and predict), read over window and horizon.
+        past_covariates: names of exogenous variables known only up to the forecast origin
+            (columns of the same frame), read over the window only: values after the origin
+            never reach the model.
+        covariate_missing: ``(name, policy)`` pairs, the missing-value policy of a covariate
+            (``error``, ``ffill`` or ``zero``, see forecasting.missing); unnamed ones: error.
         embed_series: size of a learned embedding of each series' identity (0: none).
+        static_attributes: names of static attributes per series (the ``static`` frame
+            passed to fit), fixed in the model when it is fitted.
     """
 
     model: RecurrentForecasterConfig = field(default_factory=RecurrentForecasterConfig)
@@ -35,7 +43,10 @@ class ForecasterSpec:
     intervals: Literal["residual", "quantile"] = "residual"
     calendar: tuple[str, ...] = ()
     exogenous: tuple[str, ...] = ()
+    past_covariates: tuple[str, ...] = ()
+    covariate_missing: tuple[tuple[str, str], ...] = ()
     embed_series: int = 0
+    static_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.model.cell not in MODELS:
@@ -47,6 +58,7 @@ class ForecasterSpec:
         if self.season_length < 1 or self.embed_series < 0:
             raise ValueError("season_length must be >= 1 and embed_series >= 0")
         check_calendar(self.calendar)
+        self._check_covariates()
         if self.panel.test_size and self.panel.test_size < self.model.horizon:
             raise ValueError(
                 f"test_size ({self.panel.test_size}) must be 0 or at least one horizon "
@@ -58,19 +70,51 @@ class ForecasterSpec:
                 f"({self.model.horizon}) so early stopping has a window to validate on"
             )
 
+    def _check_covariates(self) -> None:
+        both = sorted(set(self.exogenous) & set(self.past_covariates))
+        if both:
+            raise ValueError(
+                f"covariates {both} are declared both known-future (exogenous) and past-only; "
+                "declare each once"
+            )
+        names = (*self.exogenous, *self.past_covariates)
+        if len(set(names)) != len(names):
+            raise ValueError(f"a covariate is declared twice: {list(names)}")
+        for name, policy in self.covariate_missing:
+            if name not in names:
+                raise ValueError(
+                    f"covariate_missing names {name!r}, which is not a covariate of this "
+                    f"model ({list(names)})"
+                )
+            if policy not in MISSING_POLICIES:
+                raise ValueError(
+                    f"missing policy {policy!r} of covariate {name!r}: choose from "
+                    f"{list(MISSING_POLICIES)}"
+                )
+
+    @property
+    def covariates(self) -> CovariateLayout:
+        """The covariate matrix's columns and missing-value policies."""
+        return CovariateLayout(
+            self.calendar, self.exogenous, self.past_covariates, self.covariate_missing
+        )
+
     @property
     def quantile_levels(self) -> tuple[float, float, float]:
         alpha = round((1.0 - self.interval) / 2.0, 6)
         return (alpha, 0.5, round(1.0 - alpha, 6))
 
-    def model_config(self, n_series: int) -> RecurrentForecasterConfig:
-        """The model's config with what the spec implies (covariates, quantiles, embedding)."""
+    def model_config(self, n_series: int, n_static: int = 0) -> RecurrentForecasterConfig:
+        """The model's config with what the spec implies (covariates, quantiles, embedding,
+        ``n_static`` attribute values per series)."""
         return replace(
             self.model,
             quantiles=self.quantile_levels if self.intervals == "quantile" else (),
             n_covariates=2 * len(self.calendar) + len(self.exogenous),
-            n_series=n_series if self.embed_series else 0,
+            n_past_covariates=len(self.past_covariates),
+            n_series=n_series if self.embed_series or n_static else 0,
             embedding_dim=self.embed_series,
+            n_static=n_static,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,5 +131,10 @@ class ForecasterSpec:
             intervals=data.get("intervals", "residual"),
             calendar=tuple(data.get("calendar", ())),
             exogenous=tuple(data.get("exogenous", ())),
+            past_covariates=tuple(data.get("past_covariates", ())),
+            covariate_missing=tuple(
+                (str(name), str(policy)) for name, policy in data.get("covariate_missing", ())
+            ),
             embed_series=int(data.get("embed_series", 0)),
+            static_attributes=tuple(data.get("static_attributes", ())),
         )

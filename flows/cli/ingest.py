@@ -17,6 +17,7 @@ import typer
 from typer._click import Context  # typer ships its own click
 from typer.core import TyperGroup
 
+from flows.cli import covariates
 from flows.cli.common import (
     console,
     precheck,
@@ -42,9 +43,11 @@ class IngestGroup(TyperGroup):
 
 app = typer.Typer(
     cls=IngestGroup,
-    help="Load files, bundled data sets (ingest files) and configured sources "
-    "(ingest run | mqtt | backfill | watermarks).",
+    help="Load files, bundled data sets (ingest files), configured sources "
+    "(ingest run | mqtt | backfill | watermarks), covariates and series attributes.",
 )
+app.command("covariates")(covariates.covariates)
+app.command("attributes")(covariates.attributes)
 
 
 def _show(results: list[dict[str, Any]]) -> None:

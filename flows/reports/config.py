@@ -22,7 +22,9 @@ def setting_rows(group: Any) -> list[dict[str, str]]:
         rows.append(
             {
                 "setting": name,
-                "value": str(getattr(group, name)),
+                "value": "; ".join(c.describe() for c in group.covariates) or "[]"
+                if name == "covariates"
+                else str(getattr(group, name)),
                 "from": group.provenance.get(name, "default"),
             }
         )

@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.progress import epoch_progress
+from flows.series.covariates import covariate_tags
 from flows.series.data import GroupData
 from flows.series.params import ModelGroup
 from flows.series.results import CandidateResult
@@ -83,7 +84,13 @@ def train_candidate(
         run_id = run.info.run_id
         mlflow.log_params(flatten(spec.to_dict()))
         mlflow.log_params({"group": group.name, "registered_model": group.registered_model})
-        nproc = processes_for(group.processes)
+        covariates = covariate_tags(spec.exogenous, spec.past_covariates, spec.covariate_missing)
+        mlflow.set_tags(covariates)
+        mlflow.set_tag("attributes", ",".join(spec.static_attributes))
+        # Covariates and attributes do not reach torchrun workers: one process (params refuse
+        # more).
+        single = spec.covariates.exogenous or spec.static_attributes
+        nproc = 1 if single else processes_for(group.processes)
         mlflow.log_param("processes", nproc)
         log_training_dataset(group, data)
         callbacks: list[Callback] = [
@@ -97,7 +104,14 @@ def train_candidate(
                     spec, data.frame, data.freqs, nproc, callbacks
                 )
             else:
-                result = forecaster.fit(data.frame, data.freqs, callbacks, init_state=init_state)
+                result = forecaster.fit(
+                    data.frame,
+                    data.freqs,
+                    callbacks,
+                    data.exogenous,
+                    init_state=init_state,
+                    static=data.static,
+                )
                 if init_state is not None:
                     note = f"{forecaster.warm_start_note} ({note})"
             if group.warm_start:
@@ -111,7 +125,9 @@ def train_candidate(
             candidate = _finish_candidate(
                 group, cell, spec, forecaster, result, run_id, client, data
             )
-            log_horizon_errors(client, run_id, forecaster, data.frame, f"{group.name} {cell}")
+            log_horizon_errors(
+                client, run_id, forecaster, data.frame, f"{group.name} {cell}", data.exogenous
+            )
             return candidate
     # Only now: leaving start_run's context marks the run FINISHED.
     client.set_terminated(run_id, "FAILED")
@@ -148,7 +164,7 @@ def _finish_candidate(
     bt = (
         forecaster.backtest()
         if forecaster.has_holdout
-        else forecaster.evaluate(data.frame, spec.panel)
+        else forecaster.evaluate(data.frame, spec.panel, data.exogenous)
     )
     metrics = backtest_metrics(bt)
     metrics.update(
@@ -171,6 +187,10 @@ def _finish_candidate(
     mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
     _log_figures(f"{group.name} {cell}", bt, result, spec.train.clip_norm)
     version = log_forecaster(forecaster, group.registered_model)
+    for key, value in covariate_tags(
+        spec.exogenous, spec.past_covariates, spec.covariate_missing
+    ).items():
+        client.set_model_version_tag(group.registered_model, version.version, key, value or "-")
     for key in ("backtest_mase", "backtest_smape"):
         if key in metrics:
             client.set_model_version_tag(

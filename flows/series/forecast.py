@@ -73,8 +73,9 @@ def forecast_group(group: ModelGroup, alias: str) -> GroupForecast | ForecastSki
         return ForecastSkipped(group.name, msg)
     version, mlflow_run_id = resolved
     model = fetch_model(group, version)
-    data = read_group_data(group, points=history_needed(model))
-    rows, skipped = model.predict(data.frame)
+    data = read_group_data(group, points=history_needed(model), spec=model.spec)
+    # Raises CovariateError naming series and covariate when one is missing (the horizon's).
+    rows, skipped = model.predict(data.frame, data.exogenous)
     if rows.empty:
         return ForecastSkipped(group.name, "no series could be forecast", skipped)
     # The newest observation any forecast in this run used.

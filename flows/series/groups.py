@@ -97,6 +97,8 @@ def base_group(cfg: GroupConfig, exclude: Sequence[str] = ()) -> dict[str, objec
         "series_regex": sel.regex,
         "series_freq": sel.freq,
         "series_exclude": sorted(exclude) or None,
+        "covariates": [c.model_dump() for c in cfg.covariates],
+        "attributes": list(cfg.attributes),
     }
 
 
@@ -143,7 +145,7 @@ def resolve_group(
     for name in ModelGroup.model_fields:
         if name in NOT_SETTINGS or name == "horizon":
             continue
-        if name in cfg.settings:
+        if name in cfg.settings or (name in ("covariates", "attributes") and getattr(cfg, name)):
             provenance[name] = FROM_FILE
         elif derived is not None and name in derived.settings:
             provenance[name] = f"derived: {derived.settings[name].why}"

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flows.series.covariates import CovariateSetting, spec_inputs
+
 if TYPE_CHECKING:
     from forecasting.spec import ForecasterSpec
 
@@ -107,6 +109,10 @@ class ModelGroup(BaseModel):
     seasonal_skip: int = Field(0, ge=0, description="add the value this many steps back")
     head: Literal["direct", "seq2seq"] = "direct"
     calendar: list[str] = Field(default_factory=list, description="e.g. hour, dayofweek")
+    covariates: list[CovariateSetting] = Field(
+        default_factory=list, description="covariates from the covariates table"
+    )
+    attributes: list[str] = Field(default_factory=list, description="from series_attributes")
     embed_series: int = Field(0, ge=0, le=256, description="series embedding size (0: off)")
     lr_schedule: Literal["plateau", "onecycle"] = "plateau"
     processes: int | None = Field(
@@ -127,6 +133,10 @@ class ModelGroup(BaseModel):
         self.selector  # noqa: B018 - raises when no criterion is given
         if self.test_size < self.horizon:
             raise ValueError("test_size must be at least one horizon")
+        if (self.covariates or self.attributes) and (self.processes or 1) > 1:
+            raise ValueError(
+                "covariates and attributes train in one process: leave processes unset or 1"
+            )
         # Build every spec once, so a bad combination fails validation, not the scheduled run.
         for cell in self.cells:
             self.spec(cell)
@@ -196,6 +206,7 @@ class ModelGroup(BaseModel):
             intervals=self.intervals,
             calendar=tuple(self.calendar),
             embed_series=self.embed_series,
+            **spec_inputs(self.covariates, self.attributes),
         )
 
 

@@ -50,9 +50,16 @@ def challenger_of(best: Candidate) -> Challenger:
 
 
 def champion_on_holdout(
-    registered_model: str, best: Candidate, frame: pd.DataFrame, panel: PanelConfig
+    registered_model: str,
+    best: Candidate,
+    frame: pd.DataFrame,
+    panel: PanelConfig,
+    exogenous: pd.DataFrame | None = None,
 ) -> ChampionScore | None:
-    """The current champion re-evaluated on ``frame`` with the challenger's split, or None."""
+    """The current champion re-evaluated on ``frame`` with the challenger's split, or None.
+
+    ``exogenous`` holds the challenger's covariates; a champion that takes others cannot be
+    scored on them (``cannot_score`` says which columns it lacks) and is replaced."""
     current = get_alias(MlflowClient(), registered_model, CHAMPION)
     if current is None:
         return None
@@ -63,7 +70,7 @@ def champion_on_holdout(
         # e.g. written by an older seqcast: it could not forecast either, so replace it.
         return ChampionScore(version, cannot_load=str(exc))
     try:
-        evaluated = champion.evaluate(frame, panel)
+        evaluated = champion.evaluate(frame, panel, exogenous)
     except (PanelError, ArtifactError, SeqcastError) as exc:
         return ChampionScore(version, cannot_score=str(exc))
     challenger_score, champion_score = common_scores(best.backtest, evaluated)
@@ -76,7 +83,7 @@ def promote_group(group: ModelGroup, candidates: list[Candidate], data: GroupDat
     best = best_candidate(candidates)
     holdout_end = pd.Timestamp(data.frame["ts"].max()).isoformat() if len(data.frame) else ""
     champion = champion_on_holdout(
-        group.registered_model, best, data.frame, best.forecaster.spec.panel
+        group.registered_model, best, data.frame, best.forecaster.spec.panel, data.exogenous
     )
     decision = decide(
         challenger_of(best),

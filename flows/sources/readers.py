@@ -59,17 +59,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _frame(cols: dict[str, list[object]]) -> pd.DataFrame:
-    frame = pd.DataFrame(cols, columns=[*REQUIRED, "row_number", "read_error"])
+def _frame(cols: dict[str, list[object]], columns: tuple[str, ...] = REQUIRED) -> pd.DataFrame:
+    frame = pd.DataFrame(cols, columns=[*columns, "row_number", "read_error"])
     frame["row_number"] = frame["row_number"].astype("int64")
     return frame
 
 
-def _csv_header(path: Path, fh: IO[bytes]) -> tuple[str, list[int], int]:
-    """(delimiter, indices of series_id/ts/value, number of fields) from the header line."""
+def _csv_header(
+    path: Path, fh: IO[bytes], columns: tuple[str, ...] = REQUIRED
+) -> tuple[str, list[int], int]:
+    """(delimiter, indices of ``columns``, number of fields) from the header line."""
     first = fh.readline()
     if not first.strip():
-        raise SeqcastError(f"{path}: the file is empty; expected a header series_id,ts,value")
+        raise SeqcastError(f"{path}: the file is empty; expected a header {','.join(columns)}")
     try:
         header = first.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as exc:
@@ -78,20 +80,25 @@ def _csv_header(path: Path, fh: IO[bytes]) -> tuple[str, list[int], int]:
     names = [
         n.strip().lstrip("\ufeff").lower() for n in next(csv.reader([header], delimiter=delimiter))
     ]
-    missing = [c for c in REQUIRED if c not in names]
+    missing = [c for c in columns if c not in names]
     if missing:
         raise SeqcastError(
             f"{path}:1: missing column(s) {', '.join(missing)}; found {names}. "
-            "seqcast expects a long table with columns series_id, ts, value"
+            f"seqcast expects a long table with columns {', '.join(columns)}"
         )
-    return delimiter, [names.index(c) for c in REQUIRED], len(names)
+    return delimiter, [names.index(c) for c in columns], len(names)
 
 
-def iter_csv_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Stream a CSV file as chunks; lines that cannot be split become rows with a read_error."""
+def iter_csv_chunks(
+    path: Path, chunk_rows: int = CHUNK_ROWS, columns: tuple[str, ...] = REQUIRED
+) -> Iterator[pd.DataFrame]:
+    """Stream a CSV file as chunks; lines that cannot be split become rows with a read_error.
+
+    ``columns``: the columns to read (their names in the header); the last one gets the start
+    of a line that cannot be split, for its reject."""
     with _open(path) as fh:
-        delimiter, (i_sid, i_ts, i_val), n_fields = _csv_header(path, fh)
-        cols: dict[str, list[object]] = {k: [] for k in (*REQUIRED, "row_number", "read_error")}
+        delimiter, where, n_fields = _csv_header(path, fh, columns)
+        cols: dict[str, list[object]] = {k: [] for k in (*columns, "row_number", "read_error")}
         for line_no, raw in enumerate(fh, start=2):
             if not raw.strip():
                 continue
@@ -112,19 +119,21 @@ def iter_csv_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.Dat
                 if not raw.endswith(b"\n"):
                     error += " (the last line looks truncated)"
             ok = len(fields) == n_fields
-            cols["series_id"].append(fields[i_sid] if ok else "")
-            cols["ts"].append(fields[i_ts] if ok else "")
-            cols["value"].append(fields[i_val] if ok else line[:80])
+            for k, (name, i) in enumerate(zip(columns, where, strict=True)):
+                last = k == len(columns) - 1
+                cols[name].append(fields[i] if ok else line[:80] if last else "")
             cols["row_number"].append(line_no)
             cols["read_error"].append(error)
             if len(cols["row_number"]) >= chunk_rows:
-                yield _frame(cols)
+                yield _frame(cols, columns)
                 cols = {k: [] for k in cols}
         if cols["row_number"]:
-            yield _frame(cols)
+            yield _frame(cols, columns)
 
 
-def iter_parquet_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def iter_parquet_chunks(
+    path: Path, chunk_rows: int = CHUNK_ROWS, columns: tuple[str, ...] = REQUIRED
+) -> Iterator[pd.DataFrame]:
     """Stream a Parquet file by record batches; row numbers count records from 1."""
     import pyarrow.parquet as pq
 
@@ -133,14 +142,14 @@ def iter_parquet_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd
     except Exception as exc:
         raise SeqcastError(f"{path}: not a readable Parquet file ({exc})") from exc
     names = {n.lower(): n for n in pf.schema_arrow.names}
-    missing = [c for c in REQUIRED if c not in names]
+    missing = [c for c in columns if c not in names]
     if missing:
         raise SeqcastError(f"{path}: missing column(s) {', '.join(missing)}; found {list(names)}")
     start = 1
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=[names[c] for c in REQUIRED]):
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=[names[c] for c in columns]):
         frame = batch.to_pandas()
-        frame.columns = list(REQUIRED)
-        if pd.api.types.is_datetime64_any_dtype(frame["ts"]):
+        frame.columns = list(columns)
+        if "ts" in frame.columns and pd.api.types.is_datetime64_any_dtype(frame["ts"]):
             # Keep the zone (or its absence) visible to validation, exactly as stored.
             frame["ts"] = frame["ts"].map(lambda t: "" if pd.isna(t) else t.isoformat())
         frame = frame.astype(object).where(frame.notna(), "").astype(str)
@@ -150,7 +159,7 @@ def iter_parquet_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd
         yield frame
 
 
-def check_file(path: str | Path) -> Path:
+def check_file(path: str | Path, columns: tuple[str, ...] = REQUIRED) -> Path:
     """Check that ``path`` is a file seqcast can load: it exists, its type, its header.
 
     Reads the header only (one record of a Parquet file), so callers can check every file
@@ -166,12 +175,12 @@ def check_file(path: str | Path) -> Path:
         raise SeqcastError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
     try:
         if path.stat().st_size == 0:
-            raise SeqcastError(f"{path}: the file is empty; expected a header series_id,ts,value")
+            raise SeqcastError(f"{path}: the file is empty; expected a header {','.join(columns)}")
         if name.endswith(".parquet"):
-            next(iter_parquet_chunks(path, 1), None)  # schema check
+            next(iter_parquet_chunks(path, 1, columns), None)  # schema check
         else:
             with _open(path) as fh:
-                _csv_header(path, fh)
+                _csv_header(path, fh, columns)
     except OSError as exc:  # permissions, a corrupt .gz
         raise SeqcastError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return path

@@ -141,12 +141,15 @@ def log_baseline_runs(
     return run_ids
 
 
-def horizon_errors(forecaster: GlobalForecaster, frame: pd.DataFrame) -> pd.DataFrame:
+def horizon_errors(
+    forecaster: GlobalForecaster, frame: pd.DataFrame, exogenous: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """MAE per horizon step of the model and of the naive forecast over the test part.
 
     Forecasts are issued, through the forecaster's public ``predict``, from up to
     ``MAX_ORIGINS`` origins spaced one horizon apart over the last ``test_size`` timestamps,
-    each seeing only the data before it. Returns rows ``step, model_mae, naive_mae, n``.
+    each seeing only the data before it (``exogenous``: the model's covariates; past-only
+    ones are never read after an origin). Returns rows ``step, model_mae, naive_mae, n``.
     """
     spec = forecaster.spec
     horizon, test_size = spec.model.horizon, spec.panel.test_size
@@ -157,7 +160,7 @@ def horizon_errors(forecaster: GlobalForecaster, frame: pd.DataFrame) -> pd.Data
     parts = []
     for origin in origins:
         seen = frame[frame["ts"] < origin]
-        rows, _ = forecaster.predict(seen)
+        rows, _ = forecaster.predict(seen, exogenous)
         if rows.empty:
             continue
         last = seen.sort_values("ts").groupby("series_id")["value"].last()
@@ -178,10 +181,15 @@ def horizon_errors(forecaster: GlobalForecaster, frame: pd.DataFrame) -> pd.Data
 
 
 def log_horizon_errors(
-    client: MlflowClient, run_id: str, forecaster: GlobalForecaster, frame: pd.DataFrame, title: str
+    client: MlflowClient,
+    run_id: str,
+    forecaster: GlobalForecaster,
+    frame: pd.DataFrame,
+    title: str,
+    exogenous: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``mae_by_step`` (MLflow step = horizon step) and ``plots/per_horizon_error.png``."""
-    table = horizon_errors(forecaster, frame)
+    table = horizon_errors(forecaster, frame, exogenous)
     from mlflow.entities import Metric
 
     now = int(pd.Timestamp.now().timestamp() * 1000)

@@ -10,7 +10,8 @@ It imports only ``forecasting`` (logged beside it as a code path), pandas and ML
 Request: one row per observation, columns ``series_id``, ``ts`` (ISO 8601; naive means UTC)
 and ``value`` in the series' units, the most recent ``window`` points of each series at least.
 A model with exogenous covariates also takes one column per covariate, on the history rows and
-on ``horizon`` future rows whose ``value`` is empty. Response: ``series_id, ts, step, yhat,
+on ``horizon`` future rows whose ``value`` is empty (past-only covariates may be empty there:
+they are never read after the last observation). Response: ``series_id, ts, step, yhat,
 yhat_lower, yhat_upper`` in the series' units, ``ts`` being the target time (ISO 8601, UTC).
 """
 
@@ -24,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from forecasting.errors import PanelError
 from forecasting.forecaster import FORECAST_COLUMNS, GlobalForecaster
 
 ARTIFACT_KEY = "forecaster"
@@ -42,7 +44,7 @@ def forecast_request(forecaster: GlobalForecaster, request: pd.DataFrame) -> pd.
         MlflowException: a column is missing, a timestamp does not parse, or a series cannot
             be forecast (unknown to the model, too short, gaps, covariates missing).
     """
-    names = list(forecaster.spec.exogenous)
+    names = list(forecaster.spec.covariates.exogenous)
     missing = [c for c in (*REQUEST_COLUMNS, *names) if c not in request.columns]
     if missing:
         raise _refuse(f"the request lacks columns {missing}; send {[*REQUEST_COLUMNS, *names]}")
@@ -55,7 +57,10 @@ def forecast_request(forecaster: GlobalForecaster, request: pd.DataFrame) -> pd.
         raise _refuse(f"ts must be ISO 8601 timestamps and value numbers: {exc}") from exc
     history = frame.loc[frame["value"].notna(), list(REQUEST_COLUMNS)]
     exogenous = frame.loc[:, ["series_id", "ts", *names]] if names else None
-    rows, skipped = forecaster.predict(history, exogenous)
+    try:
+        rows, skipped = forecaster.predict(history, exogenous)
+    except PanelError as exc:  # a covariate missing (named), or a bad frame
+        raise _refuse(str(exc)) from exc
     if skipped:
         reasons = "; ".join(f"{sid}: {why}" for sid, why in sorted(skipped.items()))
         raise _refuse(f"cannot forecast {len(skipped)} series ({reasons})")

@@ -71,6 +71,10 @@ def _log_pyfunc(
 def forecaster_signature(forecaster: GlobalForecaster) -> ModelSignature:
     """Request columns (plus one per exogenous covariate) and response columns."""
     exogenous = [ColSpec("double", name) for name in forecaster.spec.exogenous]
+    # Past-only covariates are empty on the future rows (never read there).
+    exogenous += [
+        ColSpec("double", name, required=False) for name in forecaster.spec.past_covariates
+    ]
     return ModelSignature(
         inputs=Schema(
             [
@@ -97,7 +101,7 @@ def forecaster_example(forecaster: GlobalForecaster) -> pd.DataFrame | None:
     """The last full window of the first training series as a request, or None when the model
     was not fitted in this process or needs exogenous covariates (no future values at hand)."""
     panel = forecaster._panel
-    if panel is None or forecaster.spec.exogenous:
+    if panel is None or forecaster.spec.covariates.exogenous:
         return None
     w = forecaster.window.window
     for i, sid in enumerate(panel.series_ids):

@@ -2,8 +2,10 @@
 
 The window is normalised (see ``RecurrentForecasterConfig.normalize``), read by a stacked,
 optionally bidirectional encoder (step by step or in segments of ``patch_len`` steps, with
-known covariates and a series embedding beside the values), and turned into ``horizon`` steps
-by a direct linear head or a recurrent decoder. Outputs are [B, H, Q]: Q = 1 for a point
+known and past-only covariates and static features of the series, a learned embedding and
+attribute values, beside the values), and turned into
+``horizon`` steps by a direct linear head or a recurrent decoder, which read the known
+covariates over the horizon and never the past-only ones. Outputs are [B, H, Q]: Q = 1 for a point
 forecast, one per quantile otherwise. Each cell file (rnn.py, lstm.py, gru.py) only names its
 recurrent layer and how to initialise it.
 """
@@ -31,7 +33,12 @@ class RecurrentForecaster(nn.Module):
         self.config = c = config
         emb = c.embedding_dim if c.n_series and c.embedding_dim else 0
         self.embedding = nn.Embedding(c.n_series, emb) if emb else None
-        step_size = c.patch_len * (1 + c.n_covariates) + emb
+        # Static attributes of every series (fixed when fitted, saved with the weights).
+        self.static_table: torch.Tensor | None
+        table = torch.zeros(c.n_series, c.n_static) if c.n_static else None
+        self.register_buffer("static_table", table)  # None: not in the state dict
+        emb += c.n_static  # what every step, the head and the decoder read of the series
+        step_size = c.patch_len * (1 + c.n_covariates + c.n_past_covariates) + emb
         # A segment of several steps is projected first; single steps go straight in.
         self.patch_proj = nn.Linear(step_size, c.hidden_size) if c.patch_len > 1 else None
         dirs = 2 if c.bidirectional else 1
@@ -85,6 +92,17 @@ class RecurrentForecaster(nn.Module):
             return x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-3
         return torch.zeros_like(x[:, -1:]), torch.ones_like(x[:, -1:])
 
+    def _static(self, series: torch.Tensor | None) -> torch.Tensor | None:
+        """[B] series index -> [B, E + A]: its learned embedding and its attribute values."""
+        parts = []
+        if self.embedding is not None:
+            assert series is not None, "this model was configured with a series embedding"
+            parts.append(self.embedding(series))  # [B, E]
+        if self.static_table is not None:
+            assert series is not None, "this model was configured with static attributes"
+            parts.append(self.static_table[series])  # [B, A]
+        return torch.cat(parts, dim=-1) if parts else None
+
     def _encode(self, steps: torch.Tensor) -> torch.Tensor:
         """[B, T, F] -> [B, D]: the top layer's state after reading the whole window."""
         out = steps
@@ -111,7 +129,8 @@ class RecurrentForecaster(nn.Module):
 
         Args:
             x: [B, W] scaled input window.
-            cov: [B, W + H, C] known covariates over the window and the horizon.
+            cov: [B, W + H, C + K] covariates over the window and the horizon: C known in
+                the future, then K past-only (their horizon rows are never read).
             series: [B] int64 series index (for the embedding).
             y: [B, H] targets, used only by the seq2seq decoder while training.
 
@@ -123,19 +142,21 @@ class RecurrentForecaster(nn.Module):
         level, scale = self._norm_stats(x)  # [B, 1] each
         z = (x - level) / scale  # [B, W]
         feats = z.unsqueeze(-1)  # [B, W, 1]
-        if c.n_covariates:
-            assert cov is not None, "this model was configured with covariates"
-            feats = torch.cat([feats, cov[:, :w]], dim=-1)  # [B, W, 1 + C]
-        steps = feats.reshape(b, w // c.patch_len, -1)  # [B, W/P, P * (1 + C)]
-        static = None
-        if self.embedding is not None:
-            assert series is not None, "this model was configured with a series embedding"
-            static = self.embedding(series)  # [B, E]
+        n_cov = c.n_covariates + c.n_past_covariates
+        if n_cov:
+            assert cov is not None and cov.shape[-1] == n_cov, (
+                f"this model needs {n_cov} covariates"
+            )
+            feats = torch.cat([feats, cov[:, :w]], dim=-1)  # [B, W, 1 + C + K]
+        steps = feats.reshape(b, w // c.patch_len, -1)  # [B, W/P, P * (1 + C + K)]
+        static = self._static(series)  # [B, E + A] or None
+        if static is not None:
             steps = torch.cat([steps, static[:, None].expand(-1, steps.shape[1], -1)], dim=-1)
         if self.patch_proj is not None:
             steps = torch.relu(self.patch_proj(steps))  # [B, W/P, hidden]
         summary = self._encode(steps)  # [B, D]
-        future = cov[:, w:] if c.n_covariates and cov is not None else None  # [B, H, C]
+        # Only the known covariates go past the origin: past-only ones stop at the window.
+        future = cov[:, w:, : c.n_covariates] if c.n_covariates and cov is not None else None
         base = (
             z[:, w - c.seasonal_skip : w - c.seasonal_skip + c.horizon] if c.seasonal_skip else None
         )

@@ -35,7 +35,11 @@ class RecurrentForecasterConfig:
             outputs (trained with the pinball loss), which must include 0.5.
         n_covariates: known time-varying inputs per step (calendar and exogenous features),
             available over the window and the horizon.
+        n_past_covariates: time-varying inputs known only up to the forecast origin; the
+            encoder reads them over the window, the heads never see them over the horizon.
         n_series, embedding_dim: a learned embedding of the series identity (0: none).
+        n_static: static attribute values per series (numeric ones standardised, categorical
+            ones one-hot), read with the embedding by every step, the head and the decoder.
     """
 
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
@@ -52,8 +56,10 @@ class RecurrentForecasterConfig:
     head: Literal["direct", "seq2seq"] = "direct"
     quantiles: tuple[float, ...] = ()
     n_covariates: int = 0
+    n_past_covariates: int = 0
     n_series: int = 0
     embedding_dim: int = 0
+    n_static: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in CELL_NAMES:
@@ -81,8 +87,12 @@ class RecurrentForecasterConfig:
                 raise ValueError(f"quantiles must lie in (0, 1) and include 0.5: {self.quantiles}")
             if list(self.quantiles) != sorted(set(self.quantiles)):
                 raise ValueError(f"quantiles must be strictly increasing: {self.quantiles}")
-        if min(self.n_covariates, self.n_series, self.embedding_dim) < 0:
-            raise ValueError("n_covariates, n_series and embedding_dim must be >= 0")
+        if self.n_static and not self.n_series:
+            raise ValueError("n_static needs n_series: the attribute values are per series")
+        if min(self.n_covariates, self.n_past_covariates, self.n_series, self.embedding_dim) < 0:
+            raise ValueError(
+                "n_covariates, n_past_covariates, n_series and embedding_dim must be >= 0"
+            )
 
     @property
     def n_outputs(self) -> int:

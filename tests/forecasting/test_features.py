@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from forecasting.covariates import calendar_features
+from forecasting.errors import CovariateError
 from forecasting.evaluation import rolling_origin
 from forecasting.forecaster import GlobalForecaster
 from forecasting.losses import pinball
@@ -82,14 +83,21 @@ def test_a_known_future_exogenous_series_is_used(glucose: pd.DataFrame) -> None:
     exog = _announced(frame)
     plain = GlobalForecaster(_spec(normalize="none"))
     plain.fit(frame, FREQS)
-    informed = GlobalForecaster(replace(_spec(normalize="none"), exogenous=("announced",)))
+    informed = GlobalForecaster(
+        replace(
+            _spec(normalize="none"),
+            exogenous=("announced",),
+            # the readings have gaps the panel interpolates; the announcement carries over them
+            covariate_missing=(("announced", "ffill"),),
+        )
+    )
     informed.fit(frame, FREQS, exogenous=exog)
     mae_plain = plain.backtest().summary["model"]["mae"]
     mae_informed = informed.backtest().summary["model"]["mae"]
     assert mae_informed < 0.5 * mae_plain, (mae_informed, mae_plain)
-    # Forecasting needs the exogenous values over the horizon too: without them, say so.
-    rows, skipped = informed.predict(frame, exogenous=exog)
-    assert rows.empty and "exogenous values unknown" in skipped["cgm-glucose"]
+    # Forecasting needs the exogenous values over the horizon too: without them, refuse.
+    with pytest.raises(CovariateError, match=r"'cgm-glucose'.*'announced'.*forecast horizon"):
+        informed.predict(frame, exogenous=exog)
     with pytest.raises(PanelError, match="needs exogenous columns"):
         informed.predict(frame)
 

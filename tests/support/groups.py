@@ -55,9 +55,11 @@ def write_project(path: Path, groups: list[ModelGroup], **top: Any) -> Path:
         select = {selector[k]: data.pop(k) for k in selector if data.get(k) is not None}
         for k in selector:
             data.pop(k, None)
+        # Covariates and attributes are top-level keys of a group, not settings.
+        inputs = {k: data.pop(k) for k in ("covariates", "attributes") if k in data}
         entries.append(
             {"name": g.name, "select": select, "horizon": g.horizon, "derive": False,
-             "settings": data}
+             **{k: v for k, v in inputs.items() if v}, "settings": data}
         )  # fmt: skip
     path.write_text(yaml.safe_dump({**top, "groups": entries}, sort_keys=False))
     return path
