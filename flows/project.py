@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flows.alerts import AlertsConfig
 from flows.errors import SeqcastError
 from flows.series.covariates import CovariateSetting
-from flows.series.params import ModelGroup, SeriesSelector
+from flows.series.params import ModelGroup
+from flows.series.selector import SeriesSelector
 from flows.sources.config import SourceConfig
 from flows.sources.doc_config import DocumentSourceConfig
 

@@ -8,7 +8,7 @@ import pytest
 
 from flows.errors import SeqcastError
 from flows.project import apply_environment, load_project, locate, require
-from flows.series.params import SeriesSelector
+from flows.series.selector import SeriesSelector
 from tests.support import REPO
 
 
