@@ -29,6 +29,9 @@ class BacktestResult:
     examples: list[dict[str, object]] = field(default_factory=list)  # for plots
     n_windows: int = 0
     skipped_windows: int = 0
+    # step (1..horizon), model_mae, naive_mae, n: the absolute errors of every window pooled
+    # by horizon step; None where not computed (pooled results of :func:`combine`).
+    per_step: pd.DataFrame | None = None
 
 
 def backtest(
@@ -58,6 +61,7 @@ def backtest(
     rows: list[dict[str, object]] = []
     examples: list[dict[str, object]] = []
     total = skipped = 0
+    step_abs = {"model": np.zeros(horizon), "naive": np.zeros(horizon)}
     for i, sid in enumerate(panel.series_ids):
         y_all = panel.series_values(i).astype(np.float64)
         origins = np.arange(int(split.test_start[i]), len(y_all) - horizon + 1, step or horizon)
@@ -84,6 +88,8 @@ def backtest(
             "seasonal_naive": np.stack([seasonal_naive(h, horizon, season_length) for h in hist]),
         }
         scale = metrics.mase_scale(y_all[: int(split.val_start[i])], season_length)
+        step_abs["model"] += np.abs(actual - pred).sum(axis=0)
+        step_abs["naive"] += np.abs(actual - base["naive"]).sum(axis=0)
         for method, yhat in (("model", pred), *base.items()):
             row: dict[str, object] = {"series_id": sid, "method": method, "n_windows": len(keep)}
             row.update(metrics.point_metrics(actual, yhat, scale))
@@ -129,7 +135,17 @@ def backtest(
             m: float(part[m].mean())
             for m in ("mae", "rmse", "smape", "mase", "coverage", "pinball")
         }
-    return BacktestResult(per_series, summary, examples, total, skipped)
+    per_step = pd.DataFrame(
+        {
+            "step": np.arange(1, horizon + 1),
+            "model_mae": step_abs["model"] / max(total, 1),
+            "naive_mae": step_abs["naive"] / max(total, 1),
+            "n": total,
+        }
+    )
+    return BacktestResult(
+        per_series, summary, examples, total, skipped, per_step if total else per_step.head(0)
+    )
 
 
 def combine(results: list[BacktestResult]) -> BacktestResult:

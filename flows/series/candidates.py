@@ -27,6 +27,9 @@ from forecasting.forecaster import GlobalForecaster
 from forecasting.spec import ForecasterSpec
 from forecasting.training import Callback, TrainingDiverged, TrainResult
 
+# Per-epoch metrics reach MLflow at most this often (one store commit per send).
+EPOCH_LOG_EVERY_S = 5.0
+
 
 def score_of(summary: dict[str, float]) -> float:
     """Lower is better: mean MASE across series, sMAPE where MASE is undefined."""
@@ -87,16 +90,13 @@ def train_candidate(
         covariates = covariate_tags(spec.exogenous, spec.past_covariates, spec.covariate_missing)
         mlflow.set_tags(covariates)
         mlflow.set_tag("attributes", ",".join(spec.static_attributes))
-        # Covariates and attributes do not reach torchrun workers: one process (params refuse
-        # more).
+        # Covariates and attributes do not reach torchrun workers: one process.
         single = spec.covariates.exogenous or spec.static_attributes
         nproc = 1 if single else processes_for(group.processes)
         mlflow.log_param("processes", nproc)
         log_training_dataset(group, data)
-        callbacks: list[Callback] = [
-            EpochLogger(client, run_id),
-            *epoch_progress(f"{group.name} {cell}", spec),
-        ]
+        epochs = EpochLogger(client, run_id, every_s=EPOCH_LOG_EVERY_S)
+        callbacks: list[Callback] = [epochs, *epoch_progress(f"{group.name} {cell}", spec)]
         init_state, note = _warm_start_weights(group, cell, nproc)
         try:
             if nproc > 1:
@@ -119,15 +119,16 @@ def train_candidate(
                 mlflow.set_tag("warm_start_note", note[:4000])
                 logger.info("%s/%s: %s", group.name, cell, note)
         except TrainingDiverged as exc:
+            epochs.flush()
             logger.error("%s/%s diverged: %s", group.name, cell, exc)
             mlflow.set_tag("failure", str(exc))
         else:
+            epochs.flush()
             candidate = _finish_candidate(
                 group, cell, spec, forecaster, result, run_id, client, data
             )
-            log_horizon_errors(
-                client, run_id, forecaster, data.frame, f"{group.name} {cell}", data.exogenous
-            )
+            log_horizon_errors(client, run_id, forecaster, data.frame, f"{group.name} {cell}",
+                               data.exogenous, candidate.backtest.per_step)  # fmt: skip
             return candidate
     # Only now: leaving start_run's context marks the run FINISHED.
     client.set_terminated(run_id, "FAILED")

@@ -187,9 +187,13 @@ def log_horizon_errors(
     frame: pd.DataFrame,
     title: str,
     exogenous: pd.DataFrame | None = None,
+    per_step: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``mae_by_step`` (MLflow step = horizon step) and ``plots/per_horizon_error.png``."""
-    table = horizon_errors(forecaster, frame, exogenous)
+    """``mae_by_step`` (MLflow step = horizon step) and ``plots/per_horizon_error.png``.
+
+    ``per_step`` is the backtest's own table (its windows pooled by step); without it the
+    errors are computed here from forecasts at origins over the test part."""
+    table = per_step if per_step is not None else horizon_errors(forecaster, frame, exogenous)
     from mlflow.entities import Metric
 
     now = int(pd.Timestamp.now().timestamp() * 1000)

@@ -85,6 +85,11 @@ def test_loss_goes_down_on_real_glucose_and_beats_naive(glucose: pd.DataFrame, c
     assert bt.n_windows > 0
     assert bt.summary["model"]["mae"] < bt.summary["naive"]["mae"]
     assert bt.summary["model"]["mae"] < bt.summary["seasonal_naive"]["mae"]
+    # Errors by horizon step pool the same windows: one series, so their mean is its MAE.
+    assert bt.per_step is not None and list(bt.per_step["step"]) == [1, 2, 3, 4, 5, 6]
+    assert set(bt.per_step["n"]) == {bt.n_windows}
+    for method, column in (("model", "model_mae"), ("naive", "naive_mae")):
+        assert bt.per_step[column].mean() == pytest.approx(bt.summary[method]["mae"], rel=1e-9)
 
 
 @pytest.mark.slow
