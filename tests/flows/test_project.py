@@ -120,3 +120,16 @@ def test_selectors_take_the_series_every_criterion_allows(
     selector: dict[str, object], series: tuple[str, str, str], expected: bool
 ) -> None:
     assert SeriesSelector.model_validate(selector).matches(*series) is expected
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
+def test_every_documented_project_file_block_is_valid(doc: str, tmp_path: Path) -> None:
+    text = (REPO / doc).read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    keys = ("groups:", "alerts:", "sources:", "urls:")
+    checked = [b for b in blocks if any(line.startswith(keys) for line in b.splitlines())]
+    assert checked, f"{doc}: no project-file block found"
+    for block in checked:
+        path = tmp_path / "seqcast.yaml"
+        path.write_text(block)
+        load_project(path)  # raises naming the key path when a documented key is wrong
