@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -24,7 +23,7 @@ from tests.conftest import _postgres_url
 from tests.support import REPO
 from tests.support.groups import tiny_groups, write_project
 from tests.support.mlflow_server import running_mlflow_server
-from tests.support.prefect_server import BIN, post, start, stop
+from tests.support.prefect_server import BIN, post, request, start, stop
 from tests.support.receivers import Received, webhook_receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -42,14 +41,13 @@ def prefect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 def run_deployment(env: dict[str, str], name: str, params: dict[str, Any], log: Path) -> Any:
     """Create a run of ``<flow>/<name>`` through the REST API; wait for its end on the worker."""
-    api = env["PREFECT_API_URL"]
     deployment = next(d for d in post(env, "/deployments/filter", {}) if d["name"] == name)
     run = post(env, f"/deployments/{deployment['id']}/create_flow_run", {"parameters": params})
     deadline = time.monotonic() + 420
     while run["state_type"] not in TERMINAL:
         assert time.monotonic() < deadline, f"{name}: {run['state_name']}\n{log.read_text()}"
         time.sleep(2)
-        run = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=30).json()
+        run = request(env, "GET", f"/flow_runs/{run['id']}")
     return run
 
 

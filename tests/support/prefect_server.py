@@ -88,7 +88,20 @@ def running_prefect_server(home: Path) -> Iterator[dict[str, str]]:
         raise AssertionError("the Prefect server's process group outlived it")
 
 
-def post(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
-    response = httpx.post(f"{env['PREFECT_API_URL']}{path}", json=body, timeout=30)
+RETRYABLE = {429, 502, 503}  # as Prefect's own client: e.g. 503 while its SQLite is locked
+
+
+def request(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+    """One REST call to the server, retried like Prefect's client retries (up to 8 times,
+    after the server's Retry-After or a growing pause); the decoded answer."""
+    for attempt in range(9):
+        response = httpx.request(method, f"{env['PREFECT_API_URL']}{path}", json=body, timeout=30)
+        if response.status_code not in RETRYABLE or attempt == 8:
+            break
+        time.sleep(float(response.headers.get("Retry-After") or min(2**attempt, 10)))
     response.raise_for_status()
     return response.json()
+
+
+def post(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
+    return request(env, "POST", path, body)
