@@ -200,7 +200,7 @@ def run(
                          "epochs": len(fitted.history), "windows": result.n_windows})  # fmt: skip
             baselines = {m: result.summary[m] for m in ("naive", "seasonal_naive")}
             print(f"{name} | {v.label} | seed {seed}: MASE {runs[-1]['mase']:.3f} "
-                  f"({runs[-1]['fit_s']:.0f} s)", flush=True)  # fmt: skip
+                  f"({runs[-1]['epochs']} epochs, {runs[-1]['fit_s']:.0f} s)", flush=True)  # fmt: skip
         mase = [float(r["mase"]) for r in runs]
         rows.append(
             {

@@ -99,7 +99,7 @@ def test_score_text_loads_daily_sentiment_and_a_price_group_uses_it(
     train = pd.concat([reviews[reviews["label"] == c].iloc[:300] for c in ("fresh", "rotten")])
     train.to_csv(tmp_path / "train.csv", index=False)
     ingest_text(IngestTextParams(paths=[str(tmp_path / "train.csv")], task="sentiment"))
-    unseen = reviews.iloc[600:]["text"].tolist()
+    unseen = reviews.drop(index=train.index)["text"].tolist()
     assert not set(unseen) & set(train["text"])
     cells = [(s, d) for s in IDS for i, d in enumerate(days) if i % 7 != GAP]
     linked = _linked(unseen, cells, tmp_path / "linked.csv")
