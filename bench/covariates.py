@@ -199,8 +199,9 @@ def run(
             runs.append({**result.summary["model"], "fit_s": time.perf_counter() - t0,
                          "epochs": len(fitted.history), "windows": result.n_windows})  # fmt: skip
             baselines = {m: result.summary[m] for m in ("naive", "seasonal_naive")}
-            print(f"{name} | {v.label} | seed {seed}: MASE {runs[-1]['mase']:.3f} "
-                  f"({runs[-1]['epochs']} epochs, {runs[-1]['fit_s']:.0f} s)", flush=True)  # fmt: skip
+            last = runs[-1]
+            print(f"{name} | {v.label} | seed {seed}: MASE {last['mase']:.3f} "
+                  f"({last['epochs']} epochs, {last['fit_s']:.0f} s)", flush=True)  # fmt: skip
         mase = [float(r["mase"]) for r in runs]
         rows.append(
             {
