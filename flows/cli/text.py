@@ -23,7 +23,7 @@ def ingest_text(
     format: str | None = typer.Option(None, "--format", help="csv, tsv, conll or conllu"),
     task: str | None = typer.Option(None, help="task the labels/tags are for: sentiment, ner, pos"),
     bundled: list[str] = typer.Option(
-        [], "--bundled", help="bundled real data: rotten_tomatoes, turkish_treebank"
+        [], "--bundled", help="bundled real data: rotten_tomatoes, turkish_treebank, stock_reviews"
     ),
     label_column: str | None = typer.Option(None, help="name of the label column (CSV/TSV)"),
     sources: bool = typer.Option(
@@ -101,18 +101,25 @@ def score_text(
     classifier_task: list[str] = typer.Option(["sentiment"], help="classifier task(s)"),
     tagger_task: list[str] = typer.Option(["pos"], help="tagger task(s)"),
     limit: int | None = typer.Option(None, help="documents per model at most"),
+    covariates: bool = typer.Option(
+        True, help="load daily sentiment per linked series as past-only covariates"
+    ),
 ) -> None:
-    """Score documents not yet scored by each champion; write predictions in one transaction."""
+    """Score documents not yet scored by each champion; write predictions in one transaction;
+    then each classifier's daily sentiment per linked series into the covariates table."""
     precheck()  # the database, before the flow modules load
     from flows.text.params import ScoreTextParams
-    from flows.text.results import SCORING_COLUMNS
+    from flows.text.results import COVARIATE_COLUMNS, SCORING_COLUMNS
     from flows.text.score import score_text as score_flow
 
     params = ScoreTextParams(
         classifier_tasks=[t for t in classifier_task if t],
         tagger_tasks=[t for t in tagger_task if t],
         limit=limit,
+        sentiment_covariates=covariates,
     )
     preflight()
     summary = score_flow(params)
     print_rows("score-text", summary.rows(), SCORING_COLUMNS)
+    if summary.covariates:
+        print_rows("covariates", summary.covariate_rows(), COVARIATE_COLUMNS)

@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 
 from db import make_engine
 from db.batches import first_rejects
-from db.documents import ingest_documents
+from db.documents import DocumentBatch, ingest_documents
 from flows.checks import check_database
 from flows.errors import USER_ERRORS, SeqcastError
 from flows.hooks import ALERT
@@ -20,6 +20,7 @@ from flows.sources.doc_config import DocumentSourceConfig
 from flows.sources.doc_files import TextFormat, guess_format, read_document_batch
 from flows.sources.doc_loads import run_document_source
 from flows.tasks import io_task
+from flows.text.linked_reviews import stock_reviews_batch
 from flows.text.params import IngestTextParams
 
 # The packages whose data files the bundled text data sets are (import name: requirement),
@@ -56,7 +57,11 @@ def load_text_file(
 ) -> dict[str, Any]:
     """Read one file and load its documents in one transaction."""
     p = Path(path)
-    batch = read_document_batch(p, fmt or guess_format(p), task_name, label_column)
+    return _loaded(path, read_document_batch(p, fmt or guess_format(p), task_name, label_column))
+
+
+def _loaded(path: str, batch: DocumentBatch) -> dict[str, Any]:
+    """Load one batch in one transaction; its counts, task and first rejects."""
     engine = make_engine(Settings.from_env().database_url)
     try:
         result = ingest_documents(engine, batch)
@@ -68,6 +73,13 @@ def load_text_file(
         "task": batch.task,
         "first_rejects": [f"{path}:{line}: {reason}" for line, reason in shown],
     }
+
+
+@io_task()
+def load_stock_reviews() -> dict[str, Any]:
+    """The bundled reviews linked to the bundled stock series (flows.text.linked_reviews)."""
+    reviews, *_ = bundled_text_file("rotten_tomatoes")
+    return _loaded(str(reviews), stock_reviews_batch(reviews))
 
 
 @io_task()
@@ -113,9 +125,12 @@ def ingest_text(params: IngestTextParams | None = None) -> list[dict[str, Any]]:
         (p, params.format, params.task, params.label_column) for p in params.paths
     ]
     for name in params.bundled:
-        bundled_path, bundled_fmt, bundled_task, bundled_column = bundled_text_file(name)
-        jobs.append((str(bundled_path), bundled_fmt, bundled_task, bundled_column))
+        if name != "stock_reviews":
+            bundled_path, bundled_fmt, bundled_task, bundled_column = bundled_text_file(name)
+            jobs.append((str(bundled_path), bundled_fmt, bundled_task, bundled_column))
     results = [load_text_file(*job) for job in jobs]
+    if "stock_reviews" in params.bundled:
+        results.append(load_stock_reviews())
     configured, failures = _configured(params)
     for r in results + configured:
         logger.info(

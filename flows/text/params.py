@@ -24,7 +24,10 @@ class IngestTextParams(BaseModel):
     paths: list[str] = Field(default_factory=list)
     format: TextFormat | None = Field(None, description="default: from the file suffix")
     task: str | None = Field(None, pattern=TASK_PATTERN, description="e.g. sentiment, ner, pos")
-    bundled: list[Literal["rotten_tomatoes", "turkish_treebank"]] = Field(default_factory=list)
+    bundled: list[Literal["rotten_tomatoes", "turkish_treebank", "stock_reviews"]] = Field(
+        default_factory=list,
+        description="stock_reviews: the reviews linked to the bundled stocks (ingest them first)",
+    )
     label_column: str | None = None
     config: str | None = Field(
         None, description="project file: its document sources (documents:) are loaded too"
@@ -149,4 +152,9 @@ class ScoreTextParams(BaseModel):
     limit: int | None = Field(None, ge=1, description="documents per model per run")
     source_like: str | None = Field(
         None, max_length=500, description="only documents whose source matches (SQL LIKE)"
+    )
+    sentiment_covariates: bool = Field(
+        True,
+        description="after scoring, load each classifier's daily mean positive score per "
+        "linked series into the covariates table (past_only, named after its task)",
     )

@@ -74,12 +74,14 @@ class TextTrainingSummary:
 
 @dataclass(frozen=True)
 class TextScoring:
-    """One champion's scoring run: how many documents it scored and rows it wrote."""
+    """One champion's scoring run: how many documents it scored and rows it wrote; ``kind``
+    is ``classifier`` or ``tagger``."""
 
     task: str
     model: str
     documents: int
     written: int
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,31 @@ class ScoringSkipped:
 SCORING_COLUMNS = ("task", "model", "documents", "written", "skipped")
 
 
+COVARIATE_COLUMNS = ("covariate", "model", "received", "accepted", "rejected", "inserted",
+                     "updated", "already_loaded")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ScoringSummary:
-    """Every task of a ``score-text`` run, in the order scored."""
+    """Every task of a ``score-text`` run, in the order scored, and the sentiment covariate
+    batches it loaded (``covariate``, ``model`` and the ingest counts, one dict each)."""
 
     outcomes: tuple[TextScoring | ScoringSkipped, ...] = ()
+    covariates: tuple[dict[str, Any], ...] = ()
 
     def __add__(self, other: ScoringSummary) -> ScoringSummary:
-        return ScoringSummary(self.outcomes + other.outcomes)
+        return ScoringSummary(self.outcomes + other.outcomes, self.covariates + other.covariates)
+
+    def covariate(self, name: str) -> dict[str, Any]:
+        """The batch that loaded covariate ``name`` in this run."""
+        for c in self.covariates:
+            if c["covariate"] == name:
+                return c
+        raise KeyError(f"no covariate {name!r} loaded in this run (no linked documents?)")
+
+    def covariate_rows(self) -> list[dict[str, Any]]:
+        """One row per covariate batch, keys :data:`COVARIATE_COLUMNS`."""
+        return [{k: c[k] for k in COVARIATE_COLUMNS} for c in self.covariates]
 
     def task(self, task: str) -> TextScoring:
         """The scoring of ``task``; fails naming why when it was skipped."""

@@ -3,6 +3,8 @@ its predictions are written in one transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger
@@ -17,6 +19,7 @@ from flows.settings import Settings
 from flows.tasks import io_task
 from flows.text.params import ScoreTextParams
 from flows.text.results import ScoringSkipped, ScoringSummary, TextScoring
+from flows.text.sentiment import load_sentiment_covariate
 from flows.tracking.registry import TextModel, get_alias, load_text_model
 from nlp.classifier import TextClassifier
 from nlp.tagger import SequenceTagger
@@ -90,13 +93,46 @@ def score_text(params: ScoreTextParams | None = None) -> ScoringSummary:
     kinds: list[tuple[str, type[TextClassifier] | type[SequenceTagger]]]
     kinds = [(t, TextClassifier) for t in params.classifier_tasks]
     kinds += [(t, SequenceTagger) for t in params.tagger_tasks]
-    summary = ScoringSummary(tuple(score_task(t, expected, params) for t, expected in kinds))
+    outcomes = tuple(score_task(t, expected, params) for t, expected in kinds)
+    loaded = sentiment_covariates(outcomes) if params.sentiment_covariates else ()
+    summary = ScoringSummary(outcomes, loaded)
     create_table_artifact(
         key="score-text",
         table=[{k: str(v) for k, v in r.items()} for r in summary.rows()],
         description="Text predictions written",
     )
+    if loaded:
+        create_table_artifact(
+            key="score-text-covariates",
+            table=[{k: str(v) for k, v in r.items()} for r in summary.covariate_rows()],
+            description="Daily sentiment per linked series loaded as past-only covariates",
+        )
     return summary
+
+
+def sentiment_covariates(
+    outcomes: tuple[TextScoring | ScoringSkipped, ...],
+) -> tuple[dict[str, Any], ...]:
+    """Each scored classifier's daily sentiment per linked series into the covariates table
+    (past_only, named after its task; see flows.text.sentiment)."""
+    logger = get_run_logger()
+    loaded = []
+    for o in outcomes:
+        if not isinstance(o, TextScoring) or o.kind != "classifier":
+            continue
+        result = load_sentiment_covariate(f"seqcast-{o.task}", o.task)
+        if result is None:
+            logger.info("%s: no scored document is linked to a series; no covariate", o.model)
+            continue
+        logger.info(
+            "covariate %s (past_only) from %s: %d received, %d accepted, %d rejected, "
+            "%d inserted, %d updated%s",
+            o.task, o.model, result["received"], result["accepted"], result["rejected"],
+            result["inserted"], result["updated"],
+            " (already loaded)" if result["already_loaded"] else "",
+        )  # fmt: skip
+        loaded.append(result)
+    return tuple(loaded)
 
 
 def score_task(
@@ -120,4 +156,5 @@ def score_task(
     predictions = predict_documents(model, docs) if len(docs) else []
     written = write_predictions(name, version, run_id, predictions) if predictions else 0
     logger.info("%s v%s: %d documents scored, %d rows written", name, version, len(docs), written)
-    return TextScoring(task_name, f"{name} v{version}", len(docs), written)
+    kind = "classifier" if expected is TextClassifier else "tagger"
+    return TextScoring(task_name, f"{name} v{version}", len(docs), written, kind)
