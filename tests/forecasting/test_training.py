@@ -130,8 +130,8 @@ def test_stocks_short_series_are_excluded_not_fatal(stocks: pd.DataFrame) -> Non
 
 @pytest.mark.slow
 def test_the_time_budget_is_honoured_within_ten_percent(glucose: pd.DataFrame) -> None:
-    # Long enough that one step slowed by a busy machine (0.4 s seen) stays inside 10 %.
-    budget = 8.0
+    # Long enough that a step stalled by a busy machine (up to 2 s seen) stays inside 10 %.
+    budget = 20.0
     values = glucose["value"].to_numpy(dtype=np.float64)
     values = (values - values.mean()) / values.std()
     spec = WindowSpec(48, 12)
