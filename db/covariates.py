@@ -11,13 +11,14 @@ value is left alone, a changed value is updated. A batch is loaded in one transa
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, and_, or_, select
+from sqlalchemy import CompoundSelect, Connection, Engine, Select, Table, and_, func, or_, select
 
 from db.batches import (
     IngestResult,
@@ -241,21 +242,14 @@ def ingest_attributes(
     return _load(engine, raw, label, content_sha256, load)
 
 
-def read_covariates(
-    engine: Engine, names: Sequence[str], groups: Mapping[str, str | None]
-) -> pd.DataFrame:
-    """Covariates ``names`` for the series of ``groups`` (series id -> its group or None).
-
-    Returns a wide frame ``series_id, ts, <one column per name>`` (the shape the forecasters
-    take). Per series, name and timestamp the most specific value wins: the series' own, then
-    its group's, then the global one; NaN where none is stored.
-    """
-    columns = ["series_id", "ts", *names]
-    if not names or not groups:
-        return pd.DataFrame(columns=columns)
+def _stored_rows(
+    names: Sequence[str], groups: Mapping[str, str | None], since: dt.datetime | None
+) -> Select[Any] | CompoundSelect[Any]:
+    """The stored rows :func:`read_covariates` resolves: every scope that applies to these
+    series; with ``since``, from it on plus each scope key's last row before it."""
     group_names = sorted({g for g in groups.values() if g})
     c = covariates.c
-    stmt = select(c.name, c.scope, c.scope_key, c.ts, c.value).where(
+    mine = and_(
         c.name.in_(list(names)),
         or_(
             and_(c.scope == "series", c.scope_key.in_(list(groups))),
@@ -263,9 +257,51 @@ def read_covariates(
             c.scope == "global",
         ),
     )
+    fields = (c.name, c.scope, c.scope_key, c.ts, c.value)
+    if since is None:
+        return select(*fields).where(mine)
+    latest = (
+        select(c.name, c.scope, c.scope_key, func.max(c.ts).label("ts"))
+        .where(mine, c.ts < since)
+        .group_by(c.name, c.scope, c.scope_key)
+        .subquery()
+    )
+    carried = select(*fields).join(
+        latest,
+        and_(
+            c.name == latest.c.name,
+            c.scope == latest.c.scope,
+            c.scope_key == latest.c.scope_key,
+            c.ts == latest.c.ts,
+        ),
+    )
+    return select(*fields).where(mine, c.ts >= since).union_all(carried)
+
+
+def read_covariates(
+    engine: Engine,
+    names: Sequence[str],
+    groups: Mapping[str, str | None],
+    since: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Covariates ``names`` for the series of ``groups`` (series id -> its group or None).
+
+    Returns a wide frame ``series_id, ts, <one column per name>`` (the shape the forecasters
+    take). Per series, name and timestamp the most specific value wins: the series' own, then
+    its group's, then the global one; NaN where none is stored.
+
+    With ``since`` (a forecast's bounded read) only values at or after it are read, plus each
+    stored covariate's last value before it per name and scope key, of which each series
+    keeps its last (what ``missing: ffill`` carries into the window): the read does not grow
+    with the history, and every row it returns equals the full read's.
+    """
+    columns = ["series_id", "ts", *names]
+    if not names or not groups:
+        return pd.DataFrame(columns=columns)
     with engine.connect() as conn:
         stored = pd.DataFrame(
-            conn.execute(stmt).all(), columns=["name", "scope", "scope_key", "ts", "value"]
+            conn.execute(_stored_rows(names, groups, since)).all(),
+            columns=["name", "scope", "scope_key", "ts", "value"],
         )
     if stored.empty:
         return pd.DataFrame(columns=columns)
@@ -283,6 +319,10 @@ def read_covariates(
     long = long.sort_values("rank", kind="stable").drop_duplicates(
         ["series_id", "name", "ts"], keep="first"
     )
+    if since is not None:  # before since, only the last value per series and name is exact
+        earlier = long["ts"] < pd.Timestamp(since)
+        last = long[earlier].sort_values("ts").groupby(["series_id", "name"]).tail(1)
+        long = pd.concat([long[~earlier], last], ignore_index=True)
     wide = long.pivot(index=["series_id", "ts"], columns="name", values="value")
     wide = wide.reindex(columns=list(names)).reset_index().sort_values(["series_id", "ts"])
     wide.columns.name = None

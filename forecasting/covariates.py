@@ -102,13 +102,15 @@ def series_grid(panel: Panel, i: int, extra: int = 0) -> pd.DatetimeIndex:
 class CovariateLayout:
     """The columns of the covariate matrix: calendar features, known-future, past-only.
 
-    ``missing`` maps a covariate to its missing-value policy (absent: ``error``).
+    ``missing`` maps a covariate to its missing-value policy (absent: ``error``), ``resample``
+    to its resampling rule onto the series' grid (absent: ``mean``).
     """
 
     calendar: tuple[str, ...] = ()
     known: tuple[str, ...] = ()
     past: tuple[str, ...] = ()
     missing: tuple[tuple[str, str], ...] = ()
+    resample: tuple[tuple[str, str], ...] = ()
 
     @property
     def exogenous(self) -> tuple[str, ...]:
@@ -130,6 +132,10 @@ class CovariateLayout:
     def policies(self) -> dict[str, str]:
         return dict(self.missing)
 
+    @property
+    def rules(self) -> dict[str, str]:
+        return dict(self.resample)
+
 
 def raw_covariates(
     panel: Panel, layout: CovariateLayout, exogenous: pd.DataFrame | None, extra: int = 0
@@ -139,7 +145,7 @@ def raw_covariates(
     Each exogenous covariate is aligned on the series' grid under its missing-value policy;
     NaN marks what is still missing (see forecasting.missing for who refuses it).
     """
-    names, policies = layout.exogenous, layout.policies
+    names, policies, rules = layout.exogenous, layout.policies, layout.rules
     by_series: dict[str, pd.DataFrame] = {}
     if names and exogenous is not None:
         frame = exogenous.assign(ts=pd.to_datetime(exogenous["ts"], utc=True))
@@ -153,7 +159,8 @@ def raw_covariates(
         for name in names:
             kind = KNOWN_FUTURE if name in layout.known else PAST_ONLY
             known = None if raw is None else raw[name].astype(np.float64)
-            values = align(known, grid, history, policies.get(name, "error"), kind)
+            policy, rule = policies.get(name, "error"), rules.get(name, "mean")
+            values = align(known, grid, history, policy, kind, rule)
             parts.append(values[:, None])
         blocks.append(np.concatenate(parts, axis=1))
     return np.concatenate(blocks)

@@ -1,7 +1,8 @@
 """Train one global forecaster on every local GPU (or CPU process) with torchrun and DDP.
 
     torchrun --standalone --nproc-per-node N -m forecasting.distributed \\
-        --data frame.parquet --freqs freqs.json --spec spec.json --out model.pt
+        --data frame.parquet --freqs freqs.json --spec spec.json --out model.pt \\
+        [--exogenous covariates.parquet] [--static attributes.json]
 
 Each rank reads the same long frame, builds the same windows and takes its share of every
 batch (see training.fit); gradients are averaged by DistributedDataParallel, so the result
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--freqs", type=Path, required=True, help="JSON {series_id: freq}")
     parser.add_argument("--spec", type=Path, required=True, help="JSON of ForecasterSpec")
     parser.add_argument("--out", type=Path, required=True, help="artifact written by rank 0")
+    parser.add_argument("--exogenous", type=Path, help="parquet: series_id, ts, covariates")
+    parser.add_argument("--static", type=Path, help="JSON records: series_id, name, value")
     args = parser.parse_args(argv)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
@@ -44,8 +47,11 @@ def main(argv: list[str] | None = None) -> None:
         device = f"cuda:{local_rank}" if cuda else "cpu"
         spec = replace(spec, train=replace(spec.train, device=device))
         frame = pd.read_parquet(args.data)
+        exogenous = None if args.exogenous is None else pd.read_parquet(args.exogenous)
+        static = None if args.static is None else _read_static(args.static)
         forecaster = GlobalForecaster(spec)
-        result = forecaster.fit(frame, json.loads(args.freqs.read_text()))
+        freqs = json.loads(args.freqs.read_text())
+        result = forecaster.fit(frame, freqs, exogenous=exogenous, static=static)
         if dist.get_rank() == 0:
             forecaster.model.to("cpu")
             forecaster.save(args.out)
@@ -63,6 +69,13 @@ def main(argv: list[str] | None = None) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _read_static(path: Path) -> pd.DataFrame:
+    """Static attributes as written by flows.series.torchrun: each value stays a number or a
+    text (a category), as forecasting.static tells them apart."""
+    records = json.loads(path.read_text())
+    return pd.DataFrame(records, columns=["series_id", "name", "value"]).astype({"value": object})
 
 
 if __name__ == "__main__":

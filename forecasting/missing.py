@@ -2,8 +2,11 @@
 
 Policies (declared per covariate, ``error`` by default, so nothing is filled silently):
 
-Values are first put on the grid like the target (the mean of those supplied within each grid
-step ``[g, g + freq)``). Then:
+Values are first put on the grid by their declared resampling rule (:data:`RESAMPLE_RULES`):
+the values supplied within each grid step ``[g, g + freq)`` become one, their ``mean`` by
+default (the binning the target gets), or their ``sum`` (amounts such as rainfall or units
+sold), ``first``, ``last``, ``min`` or ``max``. A covariate coarser than the grid (daily values
+on an hourly series) fills only the steps that hold a value; ``ffill`` carries it. Then:
 
 * ``error``: a grid point without a value stays missing, and whoever needs it refuses with
   :class:`CovariateError` naming series, covariate and time.
@@ -27,26 +30,36 @@ import pandas as pd
 from forecasting.errors import CovariateError
 
 MISSING_POLICIES = ("error", "ffill", "zero")
+RESAMPLE_RULES = ("mean", "sum", "first", "last", "min", "max")
 KNOWN_FUTURE, PAST_ONLY = "known_future", "past_only"
 
 
-def _binned(known: pd.Series, grid: pd.DatetimeIndex) -> np.ndarray:
-    """[len(grid)] mean of the values supplied in each grid step ``[g, g + freq)``, NaN where
-    none: the same binning the panel gives the target, so a covariate at the sensor's own
-    timestamps lands on the same grid points as the readings."""
+def _binned(known: pd.Series, grid: pd.DatetimeIndex, rule: str = "mean") -> np.ndarray:
+    """[len(grid)] the values supplied in each grid step ``[g, g + freq)`` combined by
+    ``rule`` (one of :data:`RESAMPLE_RULES`), NaN where none. ``mean`` is the binning the panel
+    gives the target, so a covariate at the sensor's own timestamps lands on the same grid
+    points as the readings."""
+    if rule not in RESAMPLE_RULES:
+        raise ValueError(f"resampling rule {rule!r}: choose from {list(RESAMPLE_RULES)}")
     out = np.full(len(grid), np.nan)
     assert grid.freq is not None, "a series grid has a frequency (see series_grid)"
     end = grid[-1] + grid.freq
     inside = (known.index >= grid[0]) & (known.index < end)
     if inside.any():
         position = grid.searchsorted(known.index[inside], side="right") - 1
-        means = known[inside].groupby(position).mean()
-        out[means.index.to_numpy()] = means.to_numpy(dtype=np.float64)
+        # known is sorted by time, so first and last are the earliest and latest in a step
+        combined = known[inside].groupby(position).agg(rule)
+        out[combined.index.to_numpy()] = combined.to_numpy(dtype=np.float64)
     return out
 
 
 def align(
-    known: pd.Series | None, grid: pd.DatetimeIndex, history: int, policy: str, kind: str
+    known: pd.Series | None,
+    grid: pd.DatetimeIndex,
+    history: int,
+    policy: str,
+    kind: str,
+    rule: str = "mean",
 ) -> np.ndarray:
     """[len(grid)] float64 values of one covariate on ``grid``; NaN where still missing.
 
@@ -56,12 +69,13 @@ def align(
             then any horizon.
         policy: one of :data:`MISSING_POLICIES`.
         kind: ``known_future`` or ``past_only``.
+        rule: how the values within one grid step become one (:data:`RESAMPLE_RULES`).
     """
     known = None if known is None else known.dropna().sort_index()
     if known is None or known.empty:
         values = np.full(len(grid), np.nan)
     else:
-        values = _binned(known, grid)
+        values = _binned(known, grid, rule)
         if policy == "ffill":
             earlier = known[known.index < grid[0]]
             if np.isnan(values[0]) and not earlier.empty:

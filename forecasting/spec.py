@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from forecasting.covariates import CovariateLayout, check_calendar
-from forecasting.missing import MISSING_POLICIES
+from forecasting.missing import MISSING_POLICIES, RESAMPLE_RULES
 from forecasting.models import MODELS, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
 from forecasting.training import TrainConfig
@@ -30,6 +30,9 @@ class ForecasterSpec:
             never reach the model.
         covariate_missing: ``(name, policy)`` pairs, the missing-value policy of a covariate
             (``error``, ``ffill`` or ``zero``, see forecasting.missing); unnamed ones: error.
+        covariate_resample: ``(name, rule)`` pairs, how the values of a covariate within one
+            grid step become one (``mean``, ``sum``, ``first``, ``last``, ``min``, ``max``);
+            unnamed ones: mean.
         embed_series: size of a learned embedding of each series' identity (0: none).
         static_attributes: names of static attributes per series (the ``static`` frame
             passed to fit), fixed in the model when it is fitted.
@@ -45,6 +48,7 @@ class ForecasterSpec:
     exogenous: tuple[str, ...] = ()
     past_covariates: tuple[str, ...] = ()
     covariate_missing: tuple[tuple[str, str], ...] = ()
+    covariate_resample: tuple[tuple[str, str], ...] = ()
     embed_series: int = 0
     static_attributes: tuple[str, ...] = ()
 
@@ -80,23 +84,31 @@ class ForecasterSpec:
         names = (*self.exogenous, *self.past_covariates)
         if len(set(names)) != len(names):
             raise ValueError(f"a covariate is declared twice: {list(names)}")
-        for name, policy in self.covariate_missing:
-            if name not in names:
-                raise ValueError(
-                    f"covariate_missing names {name!r}, which is not a covariate of this "
-                    f"model ({list(names)})"
-                )
-            if policy not in MISSING_POLICIES:
-                raise ValueError(
-                    f"missing policy {policy!r} of covariate {name!r}: choose from "
-                    f"{list(MISSING_POLICIES)}"
-                )
+        for field_name, pairs, choices in (
+            ("covariate_missing", self.covariate_missing, MISSING_POLICIES),
+            ("covariate_resample", self.covariate_resample, RESAMPLE_RULES),
+        ):
+            for name, choice in pairs:
+                if name not in names:
+                    raise ValueError(
+                        f"{field_name} names {name!r}, which is not a covariate of this "
+                        f"model ({list(names)})"
+                    )
+                if choice not in choices:
+                    raise ValueError(
+                        f"{field_name} {choice!r} of covariate {name!r}: choose from "
+                        f"{list(choices)}"
+                    )
 
     @property
     def covariates(self) -> CovariateLayout:
         """The covariate matrix's columns and missing-value policies."""
         return CovariateLayout(
-            self.calendar, self.exogenous, self.past_covariates, self.covariate_missing
+            self.calendar,
+            self.exogenous,
+            self.past_covariates,
+            self.covariate_missing,
+            self.covariate_resample,
         )
 
     @property
@@ -132,9 +144,12 @@ class ForecasterSpec:
             calendar=tuple(data.get("calendar", ())),
             exogenous=tuple(data.get("exogenous", ())),
             past_covariates=tuple(data.get("past_covariates", ())),
-            covariate_missing=tuple(
-                (str(name), str(policy)) for name, policy in data.get("covariate_missing", ())
-            ),
+            covariate_missing=_pairs(data.get("covariate_missing", ())),
+            covariate_resample=_pairs(data.get("covariate_resample", ())),
             embed_series=int(data.get("embed_series", 0)),
             static_attributes=tuple(data.get("static_attributes", ())),
         )
+
+
+def _pairs(items: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(name), str(choice)) for name, choice in items)

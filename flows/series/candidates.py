@@ -87,12 +87,9 @@ def train_candidate(
         run_id = run.info.run_id
         mlflow.log_params(flatten(spec.to_dict()))
         mlflow.log_params({"group": group.name, "registered_model": group.registered_model})
-        covariates = covariate_tags(spec.exogenous, spec.past_covariates, spec.covariate_missing)
-        mlflow.set_tags(covariates)
+        mlflow.set_tags(covariate_tags(spec))
         mlflow.set_tag("attributes", ",".join(spec.static_attributes))
-        # Covariates and attributes do not reach torchrun workers: one process.
-        single = spec.covariates.exogenous or spec.static_attributes
-        nproc = 1 if single else processes_for(group.processes)
+        nproc = processes_for(group.processes)
         mlflow.log_param("processes", nproc)
         log_training_dataset(group, data)
         epochs = EpochLogger(client, run_id, every_s=EPOCH_LOG_EVERY_S)
@@ -101,8 +98,9 @@ def train_candidate(
         try:
             if nproc > 1:
                 forecaster, result = fit_with_torchrun(
-                    spec, data.frame, data.freqs, nproc, callbacks
-                )
+                    spec, data.frame, data.freqs, nproc, callbacks,
+                    exogenous=data.exogenous, static=data.static,
+                )  # fmt: skip
             else:
                 result = forecaster.fit(
                     data.frame,
@@ -188,9 +186,7 @@ def _finish_candidate(
     mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
     _log_figures(f"{group.name} {cell}", bt, result, spec.train.clip_norm)
     version = log_forecaster(forecaster, group.registered_model)
-    for key, value in covariate_tags(
-        spec.exogenous, spec.past_covariates, spec.covariate_missing
-    ).items():
+    for key, value in covariate_tags(spec).items():
         client.set_model_version_tag(group.registered_model, version.version, key, value or "-")
     for key in ("backtest_mase", "backtest_smape"):
         if key in metrics:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from forecasting.spec import ForecasterSpec
+
 
 class CovariateSetting(BaseModel):
     """One covariate a group's models take, read from the ``covariates`` table."""
@@ -21,10 +23,14 @@ class CovariateSetting(BaseModel):
     missing: Literal["error", "ffill", "zero"] = Field(
         "error", description="what a missing value becomes: refused, carried forward, or 0"
     )
+    resample: Literal["mean", "sum", "first", "last", "min", "max"] = Field(
+        "mean", description="how the values within one step of the series' grid become one"
+    )
 
     def describe(self) -> str:
-        """``temperature (known_future, missing: ffill)``."""
-        return f"{self.name} ({self.kind}, missing: {self.missing})"
+        """``temperature (known_future, missing: ffill)``, with a rule other than mean."""
+        rule = "" if self.resample == "mean" else f", resample: {self.resample}"
+        return f"{self.name} ({self.kind}, missing: {self.missing}{rule})"
 
 
 def spec_inputs(
@@ -35,17 +41,19 @@ def spec_inputs(
         "exogenous": tuple(c.name for c in covariates if c.kind == "known_future"),
         "past_covariates": tuple(c.name for c in covariates if c.kind == "past_only"),
         "covariate_missing": tuple((c.name, c.missing) for c in covariates),
+        "covariate_resample": tuple((c.name, c.resample) for c in covariates),
         "static_attributes": tuple(attributes),
     }
 
 
-def covariate_tags(
-    known: Sequence[str], past: Sequence[str], missing: Sequence[tuple[str, str]]
-) -> dict[str, str]:
+def covariate_tags(spec: ForecasterSpec) -> dict[str, str]:
     """MLflow tags naming the covariates a model version uses (empty values: none)."""
-    policy = dict(missing)
+    policy, rule = dict(spec.covariate_missing), dict(spec.covariate_resample)
+    known, past = spec.exogenous, spec.past_covariates
+    names = (*known, *past)
     return {
         "covariates.known_future": ",".join(known),
         "covariates.past_only": ",".join(past),
-        "covariates.missing": ",".join(f"{n}={policy.get(n, 'error')}" for n in (*known, *past)),
+        "covariates.missing": ",".join(f"{n}={policy.get(n, 'error')}" for n in names),
+        "covariates.resample": ",".join(f"{n}={rule.get(n, 'mean')}" for n in names),
     }

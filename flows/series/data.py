@@ -8,6 +8,7 @@ all stored values of each, the forecast horizon's included.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,9 +60,14 @@ def snapshot_hash(frame: pd.DataFrame) -> str:
 
 
 def read_group_covariates(
-    engine: Engine, group: str, series_ids: list[str], spec: ForecasterSpec
+    engine: Engine,
+    group: str,
+    series_ids: list[str],
+    spec: ForecasterSpec,
+    since: dt.datetime | None = None,
 ) -> pd.DataFrame | None:
-    """The covariates ``spec`` takes, for the group's series (None when it takes none).
+    """The covariates ``spec`` takes, for the group's series (None when it takes none);
+    with ``since``, bounded as :func:`db.covariates.read_covariates` says.
 
     Raises:
         SeqcastError: a covariate has no stored values, or is stored as the other kind.
@@ -84,7 +90,7 @@ def read_group_covariates(
                 f"group {group!r}: covariate {name!r} is {kind} for this model but stored as "
                 f"{stored[name]}; fix its kind in the group's covariates (project file)"
             )
-    return read_covariates(engine, list(declared), dict.fromkeys(series_ids, group))
+    return read_covariates(engine, list(declared), dict.fromkeys(series_ids, group), since)
 
 
 def read_group_attributes(
@@ -197,7 +203,8 @@ def read_recent_group(
     data = GroupData(frame=frame, freqs=freqs, sha256=snapshot_hash(frame))
     spec = spec or group.spec(group.cells[0])
     # Static attributes are not read: a model keeps those it was trained with.
-    return _with_inputs(data, read_group_covariates(engine, group.name, list(cuts), spec))
+    since = min(cuts.values(), default=None)
+    return _with_inputs(data, read_group_covariates(engine, group.name, list(cuts), spec, since))
 
 
 @io_task()

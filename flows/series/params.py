@@ -90,10 +90,6 @@ class ModelGroup(BaseModel):
         self.selector  # noqa: B018 - raises when no criterion is given
         if self.test_size < self.horizon:
             raise ValueError("test_size must be at least one horizon")
-        if (self.covariates or self.attributes) and (self.processes or 1) > 1:
-            raise ValueError(
-                "covariates and attributes train in one process: leave processes unset or 1"
-            )
         # Build every spec once, so a bad combination fails validation, not the scheduled run.
         for cell in self.cells:
             self.spec(cell)

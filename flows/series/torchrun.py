@@ -34,6 +34,35 @@ def processes_for(requested: int | None) -> int:
     return gpus if gpus > 1 else 1
 
 
+def _write_inputs(
+    d: Path,
+    spec: ForecasterSpec,
+    frame: pd.DataFrame,
+    freqs: dict[str, str],
+    nproc: int,
+    exogenous: pd.DataFrame | None,
+    static: pd.DataFrame | None,
+) -> list[str]:
+    """Write the workers' inputs into ``d``; the torchrun command that reads them."""
+    frame.to_parquet(d / "frame.parquet")
+    (d / "freqs.json").write_text(json.dumps(freqs))
+    (d / "spec.json").write_text(json.dumps(spec.to_dict()))
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={nproc}", "-m", "forecasting.distributed",
+        "--data", str(d / "frame.parquet"), "--freqs", str(d / "freqs.json"),
+        "--spec", str(d / "spec.json"), "--out", str(d / "model.pt"),
+    ]  # fmt: skip
+    if exogenous is not None:
+        exogenous.to_parquet(d / "exogenous.parquet")
+        cmd += ["--exogenous", str(d / "exogenous.parquet")]
+    if static is not None:
+        # JSON, not parquet: a value is a number or a category's text, in one column
+        static.to_json(d / "static.json", orient="records")
+        cmd += ["--static", str(d / "static.json")]
+    return cmd
+
+
 def fit_with_torchrun(
     spec: ForecasterSpec,
     frame: pd.DataFrame,
@@ -41,19 +70,14 @@ def fit_with_torchrun(
     nproc: int,
     callbacks: Sequence[Callback] = (),
     timeout_s: float = 6 * 3600,
+    exogenous: pd.DataFrame | None = None,
+    static: pd.DataFrame | None = None,
 ) -> tuple[GlobalForecaster, TrainResult]:
-    """Train ``spec`` on ``frame`` with ``nproc`` DDP processes; returns rank 0's model."""
+    """Train ``spec`` on ``frame`` (with its covariates ``exogenous`` and static attributes
+    ``static``, as :meth:`GlobalForecaster.fit` takes them) with ``nproc`` DDP processes;
+    returns rank 0's model."""
     with tempfile.TemporaryDirectory(prefix="seqcast-ddp-") as tmp:
-        d = Path(tmp)
-        frame.to_parquet(d / "frame.parquet")
-        (d / "freqs.json").write_text(json.dumps(freqs))
-        (d / "spec.json").write_text(json.dumps(spec.to_dict()))
-        cmd = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc}", "-m", "forecasting.distributed",
-            "--data", str(d / "frame.parquet"), "--freqs", str(d / "freqs.json"),
-            "--spec", str(d / "spec.json"), "--out", str(d / "model.pt"),
-        ]  # fmt: skip
+        cmd = _write_inputs(Path(tmp), spec, frame, freqs, nproc, exogenous, static)
         # The workers compute with subnormals flushed exactly when this process does.
         env = {"SEQCAST_FLUSH_DENORMAL": "1" if flushing_denormals() else "0", **os.environ}
         try:
@@ -68,8 +92,8 @@ def fit_with_torchrun(
                 f"distributed training with {nproc} processes failed (exit {done.returncode}): "
                 f"{tail}"
             )
-        forecaster = GlobalForecaster.load(d / "model.pt")
-        info = json.loads((d / "model.json").read_text())
+        forecaster = GlobalForecaster.load(Path(tmp) / "model.pt")
+        info = json.loads((Path(tmp) / "model.json").read_text())
     result = TrainResult(
         history=info["history"],
         grad_norms=info["grad_norms"],

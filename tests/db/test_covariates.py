@@ -145,6 +145,39 @@ def test_reads_take_the_series_value_over_the_group_over_the_global(engine: Engi
     assert wide["missing"].isna().all() and str(wide["ts"].dt.tz) == "UTC"
 
 
+def test_a_bounded_read_keeps_what_ffill_needs_and_nothing_older(engine: Engine) -> None:
+    """From ``since`` on, plus each scope's last value before it: the values at or after
+    ``since`` equal the full read's, and the last value before it is the one ffill carries."""
+    _declare(engine, "a", "b")
+    hours = pd.date_range("2024-01-01", periods=48, freq="h", tz="UTC")
+    daily = _rows([(t.isoformat(), str(i)) for i, t in enumerate(hours[::24])], ["ts", "value"])
+    ingest_covariates(
+        engine, daily, "d.csv", "d", CovariateDeclaration("past_only", "global", "mood")
+    )
+    own = _rows(
+        [("a", t.isoformat(), str(100 + i)) for i, t in enumerate(hours[:30])],
+        ["scope_key", "ts", "value"],
+    )
+    mood = CovariateDeclaration("past_only", "series", "mood")
+    ingest_covariates(engine, own, "a.csv", "a", mood)
+    groups: dict[str, str | None] = {"a": None, "b": None}
+    full = read_covariates(engine, ["mood"], groups)
+    since = hours[28].to_pydatetime()
+    bounded = read_covariates(engine, ["mood"], groups, since)
+    later = full[full["ts"] >= since].reset_index(drop=True)
+    pd.testing.assert_frame_equal(bounded[bounded["ts"] >= since].reset_index(drop=True), later)
+    before = bounded[bounded["ts"] < since]
+    # a: its own last value before since (hour 27); b: the global one of day 2 (hour 24)
+    assert {(r.series_id, r.ts, r.mood) for r in before.itertuples()} == {
+        ("a", hours[27], 127.0), ("b", hours[24], 1.0),
+    }  # fmt: skip
+    last = full[full["ts"] < since].groupby("series_id").tail(1)
+    pd.testing.assert_frame_equal(
+        before.reset_index(drop=True), last.reset_index(drop=True), check_like=True
+    )
+    assert len(full) == 30 + 2 and len(bounded) == len(later) + 2 == 4
+
+
 def test_global_rows_take_no_key_and_group_rows_need_one(engine: Engine) -> None:
     raw = _rows([("x", "2024-01-01T00:00:00+00:00", "1")], ["scope_key", "ts", "value"])
     result = ingest_covariates(

@@ -185,3 +185,39 @@ def test_missing_policies_in_detail() -> None:
         _spec(exogenous=("sent",), past_covariates=("sent",))
     with pytest.raises(ValueError, match="not a covariate of this model"):
         _spec(covariate_missing=(("sent", "zero"),))
+
+
+def test_resampling_rules_put_finer_values_on_the_grid_as_declared(tmp_path: Path) -> None:
+    grid = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC")
+    # 15-minute rainfall: four readings in the first hour, two in the second, none in the last
+    at = grid[0] + pd.to_timedelta([0, 15, 30, 45, 60, 90], unit="min")
+    rain = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 7.0], index=at)
+    expected = {
+        "mean": [2.5, 6.0],
+        "sum": [10.0, 12.0],
+        "first": [1.0, 5.0],
+        "last": [4.0, 7.0],
+        "min": [1.0, 5.0],
+        "max": [4.0, 7.0],
+    }
+    for rule, values in expected.items():
+        got = align(rain, grid, history=3, policy="error", kind="past_only", rule=rule)
+        np.testing.assert_array_equal(got, [*values, np.nan], err_msg=rule)
+    with pytest.raises(ValueError, match="choose from"):
+        align(rain, grid, history=3, policy="error", kind="past_only", rule="median")
+    with pytest.raises(ValueError, match="covariate_resample 'median' of covariate 'sent'"):
+        _spec(past_covariates=("sent",), covariate_resample=(("sent", "median"),))
+    # The rule reaches the matrix the model reads, and a saved model keeps it.
+    frame, exog = _data()
+    fine = exog.assign(ts=exog["ts"] + pd.Timedelta(minutes=30))
+    quarter = pd.concat([exog, fine], ignore_index=True)
+    spec = _spec(past_covariates=("sent",), covariate_resample=(("sent", "sum"),))
+    panel = build_panel(frame, FREQS, spec.panel)
+    summed = raw_covariates(panel, spec.covariates, quarter)
+    averaged = raw_covariates(panel, _spec(past_covariates=("sent",)).covariates, quarter)
+    finite = ~np.isnan(averaged[:, 0])
+    np.testing.assert_allclose(summed[finite, 0], 2 * averaged[finite, 0])
+    fitted = GlobalForecaster(spec)
+    fitted.fit(frame, FREQS, exogenous=quarter)
+    loaded = GlobalForecaster.load(fitted.save(tmp_path / "m.pt"))
+    assert loaded.spec.covariates.rules == {"sent": "sum"}

@@ -29,6 +29,7 @@ from flows.series.data import read_group, read_recent_group
 from flows.series.forecast import forecast, history_needed
 from flows.series.params import ForecastParams, ModelGroup, TrainParams
 from flows.series.results import GroupsFailed
+from flows.series.torchrun import fit_with_torchrun
 from flows.series.train import train_forecasters
 from forecasting.errors import CovariateError
 from forecasting.forecaster import GlobalForecaster
@@ -104,18 +105,26 @@ def test_the_project_file_declares_covariates_and_refuses_bad_ones(tmp_path: Pat
         SeqcastError, match=r"\(name: temp\)\.missing: Input should be 'error', 'ffill' or 'zero'"
     ):
         load_project(project("[{name: temp, kind: past_only, missing: interpolate}]"))
+    rain = load_project(project("[{name: rain, kind: past_only, resample: sum}]"))
+    assert rain.groups[0].covariates[0].resample == "sum"
+    assert (
+        rain.groups[0].covariates[0].describe() == "rain (past_only, missing: error, resample: sum)"
+    )
+    with pytest.raises(
+        SeqcastError, match=r"\(name: rain\)\.resample: Input should be 'mean', 'sum', 'first'"
+    ):
+        load_project(project("[{name: rain, kind: past_only, resample: median}]"))
     with pytest.raises(SeqcastError, match=r"declared once each; repeated: \['temp'\]"):
         load_project(project("[{name: temp, kind: past_only}, {name: temp, kind: known_future}]"))
     with pytest.raises(SeqcastError, match="covariates and attributes at the group's top level"):
         load_project(project("[]", "    settings: {covariates: []}\n"))
     with pytest.raises(SeqcastError, match=r"attributes are declared once each; repeated: \['a'\]"):
         load_project(project("[]", "    attributes: [a, a]\n"))
-    with pytest.raises(ValueError, match="covariates and attributes train in one process"):
-        _group(processes=2)
     spec = _group(attributes=["size"]).spec("gru")
     assert (spec.exogenous, spec.past_covariates) == (("temp",), ("mood",))
     assert spec.static_attributes == ("size",)
     assert spec.covariates.policies == {"temp": "error", "mood": "ffill"}
+    assert spec.covariates.rules == {"temp": "mean", "mood": "mean"}
 
 
 def test_training_and_forecast_reads_bring_the_groups_covariates(engine: Engine) -> None:
@@ -134,9 +143,18 @@ def test_training_and_forecast_reads_bring_the_groups_covariates(engine: Engine)
     model = GlobalForecaster(group.spec("gru"))
     model.fit(data.frame, data.freqs, exogenous=data.exogenous, static=data.static)
     assert model.model_config.n_static == 2  # size=big, size=small
+    with engine.begin() as conn:  # the last mood is older than any window: ffill carries it
+        conn.execute(
+            delete(covariates).where(covariates.c.name == "mood", covariates.c.ts > TS[100])
+        )
+    data = read_group(engine, group)
     recent = read_recent_group(engine, group, history_needed(model), model.spec)
     rows, skipped = model.predict(recent.frame, recent.exogenous)
     assert skipped == {} and len(rows) == 2 * H
+    # The covariates read is bounded like the observations, and forecasts as the full read
+    assert recent.exogenous is not None and data.exogenous is not None
+    assert len(recent.exogenous) < len(data.exogenous) / 4
+    pd.testing.assert_frame_equal(rows, model.predict(data.frame, data.exogenous)[0])
     # The snapshot hash covers the covariates: a changed value is another input.
     with engine.begin() as conn:
         conn.execute(text("UPDATE covariates SET value = value + 1 WHERE name = 'temp'"))
@@ -152,6 +170,33 @@ def test_training_and_forecast_reads_bring_the_groups_covariates(engine: Engine)
         match="series 'p2': known-future covariate 'temp' is missing over the forecast horizon",
     ):
         model.predict(recent.frame, recent.exogenous)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_torchrun_trains_with_covariates_and_attributes_as_one_process_does(
+    engine: Engine,
+) -> None:
+    """Two DDP processes (gloo) get the covariates and attributes and train what one does."""
+    _load(engine)
+    group = _group(attributes=["size"], dropout=0.0, processes=2)
+    spec = group.spec("gru")
+    data = read_group(engine, group)
+    assert data.exogenous is not None and data.static is not None
+    ddp, result = fit_with_torchrun(
+        spec, data.frame, data.freqs, 2, exogenous=data.exogenous, static=data.static
+    )
+    assert result.world_size == 2 and ddp.model_config.n_static == 2
+    single = GlobalForecaster(spec)
+    reference = single.fit(data.frame, data.freqs, exogenous=data.exogenous, static=data.static)
+    np.testing.assert_allclose(
+        [h["val_loss"] for h in result.history],
+        [h["val_loss"] for h in reference.history],
+        rtol=1e-4,
+    )
+    a, _ = single.predict(data.frame, data.exogenous)
+    b, _ = ddp.predict(data.frame, data.exogenous)
+    np.testing.assert_allclose(a["yhat"], b["yhat"], rtol=1e-4)
 
 
 def test_a_covariate_not_stored_or_stored_as_the_other_kind_is_refused(engine: Engine) -> None:
@@ -172,11 +217,13 @@ def test_a_covariate_not_stored_or_stored_as_the_other_kind_is_refused(engine: E
         read_group(engine, swapped)
 
 
-def test_covariate_tags_name_each_kind_and_policy() -> None:
-    assert covariate_tags(("temp",), ("mood",), (("mood", "ffill"),)) == {
+def test_covariate_tags_name_each_kind_policy_and_rule() -> None:
+    settings = [*COVARIATES, CovariateSetting(name="rain", kind="past_only", resample="sum")]
+    assert covariate_tags(_group(covariates=settings).spec("gru")) == {
         "covariates.known_future": "temp",
-        "covariates.past_only": "mood",
-        "covariates.missing": "temp=error,mood=ffill",
+        "covariates.past_only": "mood,rain",
+        "covariates.missing": "temp=error,mood=ffill,rain=error",
+        "covariates.resample": "temp=mean,mood=mean,rain=sum",
     }
 
 
