@@ -15,6 +15,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
 from db import make_engine
 from db.covariates import covariate_kinds, read_covariates
@@ -22,6 +23,7 @@ from db.documents import ingest_documents
 from db.ingest import ingest_observations
 from db.observations import SeriesSpec
 from db.text_predictions import read_text_view
+from flows.cli import app
 from flows.series.covariates import CovariateSetting
 from flows.series.forecast import forecast
 from flows.series.params import ForecastParams, ModelGroup, TrainParams
@@ -107,8 +109,15 @@ def test_score_text_loads_daily_sentiment_and_a_price_group_uses_it(
     tiny = {"max_epochs": 2, "embedding_dim": 16, "hidden_size": 16, "min_freq": 2}
     train_text(TrainTextParams(classifier=ClassifierParams(task="sentiment", **tiny), tagger=None))
 
+    # `seqcast score-text --no-covariates` writes the predictions and loads no covariate.
+    cli = CliRunner().invoke(app, ["score-text", "--tagger-task", "", "--no-covariates"])
+    assert cli.exit_code == 0, cli.output
+    assert f"{600 + 2 * len(cells)}" in cli.output and "covariates" not in cli.output
+    assert _count(engine, "text_predictions") == 600 + 2 * len(cells)
+    assert _count(engine, "covariates") == 0
+    # Scoring again (nothing new) loads the daily sentiment of what is scored.
     scored = score_text(ScoreTextParams(classifier_tasks=["sentiment"], tagger_tasks=[]))
-    assert scored.task("sentiment").written == 600 + 2 * len(cells)
+    assert scored.task("sentiment").written == 0
     loaded = scored.covariate("sentiment")
     daily = read_text_view(engine, "daily_sentiment", model_name=SENTIMENT)
     assert len(daily) == len(cells)  # the training reviews are linked to no series
