@@ -27,9 +27,13 @@ Two measurements of the same work:
    in ``prefect.*`` -> Prefect; anything else (ingest, DB reads and writes, training,
    backtest, prediction) -> compute.
 2. The same compute steps called directly (db.ingest, read_group, fit, backtest, predict,
-   write_forecast_run) on a fresh database, in a new process, twice (the first time for the
-   runs in a new process, again for ``warm``), under the same stack sampler as the flow runs:
-   overhead = (flow wall - bare wall) / flow wall.
+   write_forecast_run) on a fresh database, under the same stack sampler as the flow runs:
+   overhead = (flow wall - bare wall) / flow wall. For the runs in a new process, the bare
+   steps run the first time in a new process of their own. For ``warm``, the flow runs
+   ``--repeats`` times (3) in its process, each run followed by the bare steps in that same
+   process: the target takes the median of the pairs' flow walls against the median of their
+   bare walls (one unpaired warm run against bare steps in another process differed by as
+   much as the two bare processes differed from each other, 25 %).
 
     .venv/bin/python bench/pipeline_overhead.py [--quick] [--threads 2]
 """
@@ -206,9 +210,10 @@ PHASES = {
 }
 
 
-def flow_runs(phase: str, workdir: Path, quick: bool, threads: int) -> None:
+def flow_runs(phase: str, workdir: Path, quick: bool, threads: int, repeats: int = 1) -> None:
     """In a process of its own: the flow run(s) of ``phase`` under the stack sampler, written
-    as ``<workdir>/<phase>.json``."""
+    as ``<workdir>/<phase>.json``; ``cold-warm`` runs the warm flow ``repeats`` times, each
+    followed by the bare steps in the same process (paired)."""
     import json
 
     import torch
@@ -234,7 +239,10 @@ def flow_runs(phase: str, workdir: Path, quick: bool, threads: int) -> None:
         drift_ratio=None,
     )
     out: dict[str, Any] = {}
-    for name in PHASES[phase]:
+    names = list(PHASES[phase])
+    if phase == "cold-warm":  # warm again, each followed by the bare steps in this process
+        names += [f"warm-{k}" for k in range(2, repeats + 1)]
+    for name in names:
         with StackSampler(classify) as sampler, Timer() as flow_t:
             summary = pipeline(params)
         forecast = summary.forecast.outcome("m4")
@@ -255,6 +263,11 @@ def flow_runs(phase: str, workdir: Path, quick: bool, threads: int) -> None:
             "details": [[c, d, v] for (c, d), v in sampler.details.items()],
             "leaves": dict(sampler.leaves),
         }
+        if name.startswith("warm"):
+            # Paired: the same steps called directly in this same warm process, right after.
+            with StackSampler(classify):
+                steps = bare_run(workdir / CSV, group, workdir, f"paired-{name}.db")
+            out[name]["paired_bare"] = steps
     (workdir / f"{phase}.json").write_text(json.dumps(out))
 
 
@@ -267,6 +280,7 @@ def run_phase(
     import subprocess
 
     cmd = [sys.executable, __file__, "--phase", phase, "--threads", str(args.threads)]
+    cmd += ["--repeats", str(args.repeats)]
     env = {**os.environ, **({"PREFECT_API_URL": api_url} if api_url else {})}
     subprocess.run(cmd + (["--quick"] if args.quick else []), check=True, env=env)
     runs: dict[str, Any] = json.loads((workdir / f"{phase}.json").read_text())
@@ -279,10 +293,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--series", type=int, help="number of M4 series (default 100)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="warm runs, each paired with the bare steps"
+    )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:  # a child process: the environment is already set
-        flow_runs(args.phase, Path(os.environ["SEQCAST_BENCH_WORKDIR"]), args.quick, args.threads)
+        workdir = Path(os.environ["SEQCAST_BENCH_WORKDIR"])
+        flow_runs(args.phase, workdir, args.quick, args.threads, args.repeats)
         return
     n_series = args.series or (10 if args.quick else 100)
     workdir = Path(tempfile.mkdtemp(prefix="seqcast-bench-pipeline-")).resolve()
