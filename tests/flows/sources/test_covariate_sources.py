@@ -47,9 +47,7 @@ def _declare(engine: Engine, *series_ids: str) -> None:
 def _stored(engine: Engine) -> list[tuple[str, str, str, str, float]]:
     """Every covariate row as (name, scope, scope key, ISO UTC hour, value)."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT name, scope, scope_key, ts, value FROM covariates")
-        ).all()
+        rows = conn.execute(text("SELECT name, scope, scope_key, ts, value FROM covariates")).all()
     out = [
         (n, s, k, pd.Timestamp(t).tz_localize(None).strftime("%m-%dT%H"), float(v))
         for n, s, k, t, v in rows
