@@ -176,7 +176,7 @@ class WeatherApi:
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 station = url.path.rsplit("/", 1)[-1]
-                start = parse_qs(url.query)["start"][0]
+                start = parse_qs(url.query).get("start", ["1970-01-01T00:00:00Z"])[0]
                 api.starts.append((station, start))
                 since = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
                 body = [
@@ -294,6 +294,21 @@ def test_http_global_covariates_take_their_names_from_the_symbols(
     with engine.connect() as conn:
         kinds = conn.execute(text("SELECT DISTINCT kind FROM covariates")).scalars().all()
     assert kinds == ["past_only"]
+
+
+def test_a_forecast_api_asked_without_start_updates_revised_values(
+    engine: Engine, weather: WeatherApi
+) -> None:
+    _declare(engine, "s1")
+    weather.records["s1"] = [{"t": _hour(h), "temp": 3.0 + h} for h in range(3)]
+    cfg = _http(weather, url=weather.url + "/temps/{symbol}", symbols=["s1"])
+    assert _counts(run_source(engine, cfg)[0]) == [(3, 3, 0, 3, False)]
+    weather.records["s1"][2]["temp"] = 9.0  # the next issue revises one hour
+    weather.records["s1"].append({"t": _hour(3), "temp": 6.0})  # and reaches one further
+    again = run_source(engine, cfg)[0]
+    assert [(r["received"], r["inserted"], r["updated"]) for r in again] == [(4, 1, 1)]
+    assert [v for *_, v in _stored(engine)] == [3.0, 4.0, 9.0, 6.0]
+    assert run_source(engine, cfg)[0][0]["already_loaded"] is True  # the same issue again
 
 
 # --- SQL ---------------------------------------------------------------------------------
@@ -422,3 +437,19 @@ def test_bad_covariate_blocks_name_the_source_and_the_key(
     with pytest.raises(SeqcastError, match=message) as info:
         load_project(path)
     assert str(path) in str(info.value)
+
+
+def test_the_starter_files_sources_are_valid_once_uncommented(tmp_path: Path) -> None:
+    from flows.cli.project import starter_file
+
+    catalog = pd.DataFrame({"kind": ["sensor"], "freq": ["h"], "n_obs": [500]})
+    lines = starter_file(catalog, None).splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("# sources:")))
+    end = lines.index("sources: []")
+    path = tmp_path / "seqcast.yaml"
+    path.write_text("\n".join(x.removeprefix("# ") for x in lines[start:end]) + "\n")
+    sources = load_project(path).sources
+    assert [(s.name, s.covariate is not None) for s in sources] == [
+        ("incoming-files", False),
+        ("weather", True),
+    ]
