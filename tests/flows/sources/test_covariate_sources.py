@@ -25,6 +25,7 @@ from db.observations import SeriesSpec
 from db.watermarks import read_watermark
 from flows.errors import SeqcastError
 from flows.project import load_project
+from flows.sources.base import Window
 from flows.sources.config import FilesSource, HttpSource, SqlSource
 from flows.sources.runner import run_source
 
@@ -392,6 +393,22 @@ def test_sql_source_loads_covariates_by_watermark_in_the_rows_transaction(
     with engine.connect() as conn:
         batches = conn.execute(text("SELECT status FROM ingest_batches")).scalars().all()
     assert set(batches) == {"complete"}
+
+
+def test_sql_covariate_backfill_replays_a_range_without_moving_the_watermark(
+    engine: Engine, tmp_path: Path
+) -> None:
+    _declare(engine, "s1")
+    url = _upstream(tmp_path, _readings(range(1, 8)))
+    run_source(engine, _sql(url))
+    with engine.begin() as conn:  # someone deleted part of the covariate's history
+        conn.execute(text("DELETE FROM covariates WHERE value < 2"))
+    assert len(_stored(engine)) == 4
+    window = Window(T0 + dt.timedelta(hours=2), T0 + dt.timedelta(hours=5))  # ids 2..4
+    results, _ = run_source(engine, _sql(url), window)
+    assert [(r["received"], r["inserted"], r["updated"]) for r in results] == [(3, 2, 0)]
+    assert len(_stored(engine)) == 6  # id 1 lies outside the window
+    assert read_watermark(engine, "station-db") == {"type": "int", "value": 7}
 
 
 # --- the project file --------------------------------------------------------------------
