@@ -6,7 +6,8 @@ label, so the same file ingested as another covariate is another batch), every r
 accepted or rejected with its reason, ``accepted + rejected == received``, and loading the
 same content again is a no-op. Rows are merged by primary key: a stored row with the same
 value is left alone, a changed value is updated. A batch is loaded in one transaction
-(covariate and attribute files are small next to observations).
+(covariate and attribute files are small next to observations), and a source's watermark
+move, when given, commits in that same transaction.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from db.observations import known_series_ids
 from db.schema import covariates, series_attributes
 from db.upsert import upsert
 from db.validation import ValidatedBatch
+from db.watermarks import WatermarkUpdate, advance_watermark
 
 __all__ = [
     "AttributeDeclaration",
@@ -136,13 +138,18 @@ def _load(
     source: str,
     content_sha256: str,
     load: Callable[[Connection, pd.DataFrame, int], _Loaded],
+    watermark: WatermarkUpdate | None = None,
 ) -> IngestResult:
     """The batch skeleton shared by covariates and attributes (see module docstring)."""
     batch_id, complete = begin_batch(engine, source, content_sha256)
     if complete:
-        with engine.connect() as conn:
+        with engine.begin() as conn:
+            if watermark is not None:  # the content is loaded: the source may move past it
+                advance_watermark(conn, watermark)
             return batch_result(conn, batch_id, already_loaded=True)
     with engine.begin() as conn:
+        if watermark is not None:
+            advance_watermark(conn, watermark)
         last_row, _ = lock_batch(conn, batch_id)
         chunk = raw[raw["row_number"] > last_row]
         if not chunk.empty:
@@ -157,7 +164,6 @@ def _load(
                 updated=done.updated,
                 last_row=int(chunk["row_number"].max()),
             )
-    with engine.begin() as conn:
         return finish_batch(conn, batch_id)
 
 
@@ -168,9 +174,11 @@ def ingest_covariates(
     content_sha256: str,
     declaration: CovariateDeclaration,
     assume_timezone: str | None = None,
+    watermark: WatermarkUpdate | None = None,
 ) -> IngestResult:
     """Validate and load one covariate batch (rows as in
-    :func:`db.covariate_validation.validate_covariates`)."""
+    :func:`db.covariate_validation.validate_covariates`); ``watermark`` (the source's
+    progress) is merged in the batch's transaction, also when the content was loaded before."""
 
     def load(conn: Connection, chunk: pd.DataFrame, batch_id: int) -> _Loaded:
         known = known_series_ids(conn) if declaration.scope == "series" else set()
@@ -186,7 +194,8 @@ def ingest_covariates(
         repeats = repeats.rename(columns={"scope_key": "series_id"})
         return _Loaded.of(validated, repeats, inserted, updated)
 
-    return _load(engine, raw, f"{source} ({declaration.describe()})", content_sha256, load)
+    label = f"{source} ({declaration.describe()})"
+    return _load(engine, raw, label, content_sha256, load, watermark)
 
 
 def _stored_covariates(conn: Connection, accepted: pd.DataFrame, scope: str) -> pd.DataFrame:

@@ -1,5 +1,8 @@
 """The sources file (YAML): which incremental sources the ``ingest`` flow loads, and how.
 
+A source loads observations, or, with a ``covariate:`` block, covariate values into the
+``covariates`` table (:mod:`flows.sources.covariate_loads`) through the same connector.
+
 Secrets never appear in it: an HTTP auth header, an MQTT password or a database URL with a
 password are read from environment variables that the file names (``*_env`` keys).
 """
@@ -13,6 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import make_url
 
+from db.covariate_validation import CovariateDeclaration
 from db.observations import SeriesSpec
 from flows.errors import SeqcastError
 
@@ -51,13 +55,55 @@ class Declare(BaseModel):
         return SeriesSpec(self.kind, self.freq, self.unit, source, self.match)
 
 
+class CovariateLoad(BaseModel):
+    """What a source delivers when it delivers covariates rather than observations.
+
+    A files source reads covariate files (``ts, value``, ``series_id`` or ``group`` for the
+    scope, ``name`` unless named here); the other sources' series id (their ``series_id``
+    template) is the row's scope key: a series id, a group name, or for the global scope,
+    which has no key, the covariate's name when ``name`` is not given.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["known_future", "past_only"] = Field(
+        description="known_future: known over the horizon; past_only: up to the origin only"
+    )
+    scope: Literal["series", "group", "global"] = "series"
+    name: str | None = Field(None, min_length=1, max_length=200, description="the covariate")
+
+    def declaration(self) -> CovariateDeclaration:
+        return CovariateDeclaration(self.kind, self.scope, self.name)
+
+
 class _Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Name
     declare: Declare | None = None
+    covariate: CovariateLoad | None = Field(
+        None, description="load covariates (this kind, scope, name) instead of observations"
+    )
     assume_timezone: str | None = Field(None, description="zone for timestamps without offset")
     chunk_rows: int = Field(10_000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _covariate_fits(self) -> Self:
+        cov = self.covariate
+        if cov is None:
+            return self
+        if self.declare is not None:
+            raise ValueError(
+                "covariate and declare: a covariate source declares no series; remove "
+                "declare (series-scoped covariates need their series declared already)"
+            )
+        if getattr(self, "type", "files") != "files" and cov.name is None and cov.scope != "global":
+            raise ValueError(
+                f"covariate.name: required for a {cov.scope}-scoped covariate of this source "
+                "(its series_id gives the scope key); name the covariate, or use scope: global "
+                "to take each row's name from series_id"
+            )
+        return self
 
     def series_spec(self) -> SeriesSpec | None:
         return self.declare.spec(self.name) if self.declare else None

@@ -1,7 +1,9 @@
 """Run configured sources through the one ingest path (validation, rejects, counts, watermark).
 
-Every source, whatever it reads, ends in :func:`db.ingest.ingest_chunks`, so validation,
-the rejects table and ``accepted + rejected == received`` are the same as for files.
+Every source, whatever it reads, ends in :func:`db.ingest.ingest_chunks` (observations) or,
+with a ``covariate:`` block, :func:`db.covariates.ingest_covariates`
+(:mod:`flows.sources.covariate_loads`), so validation, the rejects table and
+``accepted + rejected == received`` are the same as for files.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from db.batches import first_rejects
+from db.batches import IngestResult, first_rejects
 from db.ingest import ingest_chunks
 from db.watermarks import read_watermark
 from flows.errors import SeqcastError
-from flows.sources.base import SourceFailure, SourceItems, Window
+from flows.sources.base import SourceFailure, SourceItems, SourceLoad, Window
 from flows.sources.config import FilesSource, HttpSource, MqttSource, SourceConfig, SqlSource
+from flows.sources.covariate_loads import as_covariate_loads, covariate_file_loads, load_covariates
 
 REPLAYABLE = ("files", "http", "sql")
 
@@ -31,12 +34,28 @@ def source_items(
     forever: bool = False,
     stop: threading.Event | None = None,
 ) -> SourceItems:
-    """The source's loads: new data since its watermark, or the window's data (backfill)."""
+    """The source's loads: new data since its watermark, or the window's data (backfill);
+    covariate rows for a source with a ``covariate:`` block."""
     if window is not None and cfg.type not in REPLAYABLE:
         raise SeqcastError(
             f"source {cfg.name} ({cfg.type}) cannot replay a time range; "
             f"backfill works for {', '.join(REPLAYABLE)} sources"
         )
+    if cfg.covariate is None:
+        return connector_items(engine, cfg, window, forever, stop)
+    if isinstance(cfg, FilesSource):
+        return covariate_file_loads(cfg, window)
+    return as_covariate_loads(connector_items(engine, cfg, window, forever, stop), cfg.covariate)
+
+
+def connector_items(
+    engine: Engine,
+    cfg: SourceConfig,
+    window: Window | None,
+    forever: bool,
+    stop: threading.Event | None,
+) -> SourceItems:
+    """The connector's loads as it reads them (rows ``series_id, ts, value``)."""
     if isinstance(cfg, FilesSource):
         from flows.sources.folder import file_loads
 
@@ -79,15 +98,7 @@ def run_source(
             if isinstance(item, SourceFailure):
                 failures.append(f"{item.source}: {item.message}")
                 continue
-            result = ingest_chunks(
-                engine,
-                item.chunks,
-                item.source,
-                _replay_sha(item.content_sha256, replay),
-                cfg.series_spec(),
-                cfg.assume_timezone,
-                item.watermark,
-            )
+            result = load_item(engine, cfg, item, _replay_sha(item.content_sha256, replay))
             if result.accepted + result.rejected != result.received:  # pragma: no cover
                 raise RuntimeError(f"counts do not reconcile for batch {result.batch_id}")
             samples = first_rejects(engine, result.batch_id) if result.rejected else []
@@ -103,6 +114,23 @@ def run_source(
     finally:
         items.close()  # on failure too: the source lets go (an MQTT session disconnects, unacked)
     return results, failures
+
+
+def load_item(
+    engine: Engine, cfg: SourceConfig, item: SourceLoad, content_sha256: str
+) -> IngestResult:
+    """Load one batch into observations, or into covariates for a covariate source."""
+    if cfg.covariate is not None:
+        return load_covariates(engine, cfg, item, content_sha256)
+    return ingest_chunks(
+        engine,
+        item.chunks,
+        item.source,
+        content_sha256,
+        cfg.series_spec(),
+        cfg.assume_timezone,
+        item.watermark,
+    )
 
 
 def _replay_sha(content_sha256: str, replay: str) -> str:

@@ -22,9 +22,13 @@ runner = CliRunner()
 
 def test_the_example_sources_files_are_valid() -> None:
     full = load_project(ROOT / "config" / "sources.full-example.yaml")
-    assert [s.type for s in full.sources] == ["files", "mqtt", "http", "sql"]
+    assert [s.type for s in full.sources] == ["files", "mqtt", "http", "sql", "http"]
+    assert full.sources[-1].covariate is not None
     local = load_project(ROOT / "config" / "sources.example.yaml")
-    assert [s.type for s in local.sources] == ["files"]
+    assert [(s.type, s.covariate is not None) for s in local.sources] == [
+        ("files", False),
+        ("files", True),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -223,6 +223,39 @@ def test_a_scheduled_drain_ends_while_messages_keep_coming(engine: Engine, broke
     assert _rows(engine) == (n, n)
 
 
+def test_an_mqtt_source_can_deliver_covariates(engine: Engine, broker: None) -> None:
+    prefix = f"seqcast-test/{uuid.uuid4().hex[:10]}"
+    cfg = _cfg(
+        prefix,
+        declare=None,
+        series_id="{t[2]}",  # the site: a group's name
+        value_fields=["temp"],
+        covariate={"kind": "past_only", "scope": "group", "name": "outdoor_temp"},
+    )
+    assert run_source(engine, cfg) == ([], [])  # the persistent session
+    publish([*readings(prefix, 0, 6), (f"{prefix}/north/t1", b"{not json")])
+    results, _ = run_source(engine, cfg)
+    assert sum(r["received"] for r in results) == 7
+    assert sum(r["rejected"] for r in results) == 1
+    assert all(r["accepted"] + r["rejected"] == r["received"] for r in results)
+    assert all("(covariates: past_only, group scope" in r["source"] for r in results)
+
+    def stored() -> list[tuple[str, str]]:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, scope_key FROM covariates")).all()
+        return sorted((str(n), str(k)) for n, k in rows)
+
+    assert stored() == [("outdoor_temp", "north")] * 3 + [("outdoor_temp", "south")] * 3
+    with engine.connect() as conn:
+        reason = conn.execute(text("SELECT reason FROM rejected_rows")).scalar_one()
+        observed = conn.execute(text("SELECT COUNT(*) FROM observations")).scalar_one()
+    assert "payload is not JSON" in reason and observed == 0
+    assert run_source(engine, cfg) == ([], [])  # acknowledged: nothing comes again
+    publish(readings(prefix, 6, 2))
+    more, _ = run_source(engine, cfg)
+    assert sum(r["inserted"] for r in more) == 2 and len(stored()) == 8
+
+
 def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
