@@ -36,8 +36,9 @@ class ForecasterArtifact:
     freqs: dict[str, str]
     residual_quantiles: np.ndarray
 
-    def save(self, path: str | Path) -> Path:
-        payload: dict[str, Any] = {
+    def to_payload(self) -> dict[str, Any]:
+        """The artifact as tensors, numbers, strings and containers (``weights_only``-safe)."""
+        return {
             "format": ARTIFACT_FORMAT,
             "spec": self.spec.to_dict(),
             "model_config": self.model_config.to_dict(),
@@ -47,8 +48,10 @@ class ForecasterArtifact:
             "freqs": dict(self.freqs),
             "residual_quantiles": torch.from_numpy(self.residual_quantiles.copy()),
         }
+
+    def save(self, path: str | Path) -> Path:
         path = Path(path)
-        torch.save(payload, path)
+        torch.save(self.to_payload(), path)
         return path
 
     @classmethod
@@ -58,10 +61,11 @@ class ForecasterArtifact:
         Raises:
             ArtifactError: not such a file, another format, or inconsistent contents.
         """
-        try:
-            payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtifactError(f"{path}: not a loadable seqcast model artifact ({exc})") from exc
+        return cls.from_payload(read_payload(path), path)
+
+    @classmethod
+    def from_payload(cls, payload: Any, path: str | Path) -> ForecasterArtifact:
+        """The artifact of :meth:`to_payload`'s dict (read from ``path``, named in errors)."""
         if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
             found = payload.get("format") if isinstance(payload, dict) else None
             raise ArtifactError(
@@ -79,5 +83,17 @@ class ForecasterArtifact:
                 freqs=dict(payload["freqs"]),
                 residual_quantiles=payload["residual_quantiles"].numpy(),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{path}: inconsistent model artifact ({exc})") from exc
+
+
+def read_payload(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` of a seqcast artifact file: no pickled code runs.
+
+    Raises:
+        ArtifactError: the file cannot be read that way (truncated, pickled objects, ...).
+    """
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ArtifactError(f"{path}: not a loadable seqcast model artifact ({exc})") from exc

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from forecasting.artifact import ARTIFACT_FORMAT, ForecasterArtifact
-from forecasting.backtest import BacktestResult, backtest
+from forecasting.backtest import BacktestResult, PredictFn, backtest
 from forecasting.covariates import (
     ExogenousScaler,
     check_exogenous,
@@ -240,17 +240,35 @@ class GlobalForecaster:
         ``panel_config`` defines the holdout, so a champion and a challenger can be compared
         on exactly the same windows. Series unknown to this forecaster are left out.
         """
+        return self._backtest(*self.holdout_of(frame, panel_config, exogenous))
+
+    def holdout_of(
+        self, frame: pd.DataFrame, panel_config: PanelConfig, exogenous: pd.DataFrame | None = None
+    ) -> tuple[Panel, Split]:
+        """The panel and split :meth:`evaluate` scores (``exogenous`` kept for predictions)."""
         if exogenous is not None:
             self._exogenous = exogenous
         known = frame[frame["series_id"].isin(list(self.freqs))]
         panel, _ = exclude_short(
             build_panel(known, self.freqs, panel_config), panel_config, self.window.span
         )
-        return self._backtest(panel, chronological_split(panel, panel_config, self.window.span))
+        return panel, chronological_split(panel, panel_config, self.window.span)
+
+    @property
+    def fitted_holdout(self) -> tuple[Panel, Split] | None:
+        """The panel and split of the last :meth:`fit` in this process (:meth:`backtest`'s)."""
+        return None if self._panel is None or self._split is None else (self._panel, self._split)
 
     def _backtest(
         self, panel: Panel, split: Split, step: int | None = None, n_windows: int | None = None
     ) -> BacktestResult:
+        w, h = self.window.window, self.window.horizon
+        return backtest(panel, split, w, h, self.spec.season_length, self.window_predictor(panel),
+                        interval=self.spec.interval, step=step, n_windows=n_windows)  # fmt: skip
+
+    def window_predictor(self, panel: Panel) -> PredictFn:
+        """The backtest's ``predict_fn`` over ``panel``: raw-unit windows of series ``i`` ending
+        at ``origins`` -> forecast, lower, upper [K, H] (an ensemble combines its members')."""
         scaler = self.scaler
         if scaler is None:
             raise RuntimeError("the forecaster is not fitted")
@@ -271,17 +289,7 @@ class GlobalForecaster:
             idx = np.full(len(inputs), scaler.index(panel.series_ids[i]))
             return self._predict_raw(idx, inputs, window_cov)
 
-        return backtest(
-            panel,
-            split,
-            w,
-            self.window.horizon,
-            self.spec.season_length,
-            predict_fn,
-            interval=self.spec.interval,
-            step=step,
-            n_windows=n_windows,
-        )
+        return predict_fn
 
     def predict(
         self, frame: pd.DataFrame, exogenous: pd.DataFrame | None = None
@@ -373,7 +381,11 @@ class GlobalForecaster:
     @classmethod
     def load(cls, path: str | Path) -> GlobalForecaster:
         """Rebuild a forecaster from :meth:`save`'s file without executing any pickled code."""
-        artifact = ForecasterArtifact.load(path)
+        return cls.from_artifact(ForecasterArtifact.load(path), path)
+
+    @classmethod
+    def from_artifact(cls, artifact: ForecasterArtifact, path: str | Path) -> GlobalForecaster:
+        """The forecaster ``artifact`` describes (read from ``path``, named in errors)."""
         forecaster = cls(artifact.spec)
         try:
             forecaster._build(artifact.model_config)
