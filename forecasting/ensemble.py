@@ -33,7 +33,7 @@ COMBINERS = ("median",)
 _KEY = ["series_id", "ts", "step"]
 _VALUES = ["yhat", "yhat_lower", "yhat_upper"]
 
-__all__ = ["ENSEMBLE_FORMAT", "EnsembleForecaster", "load_forecaster_file"]
+__all__ = ["ENSEMBLE_FORMAT", "EnsembleForecaster", "Forecaster", "load_forecaster_file"]
 
 
 def _shared(spec: ForecasterSpec) -> tuple[Any, ...]:
@@ -237,7 +237,7 @@ def _artifact_of(member: GlobalForecaster) -> ForecasterArtifact:
     )  # fmt: skip
 
 
-def load_forecaster_file(path: str | Path) -> GlobalForecaster | EnsembleForecaster:
+def load_forecaster_file(path: str | Path) -> Forecaster:
     """A single forecaster's or an ensemble's file, whichever ``path`` holds (one safe read).
 
     Raises:
@@ -247,3 +247,7 @@ def load_forecaster_file(path: str | Path) -> GlobalForecaster | EnsembleForecas
     if isinstance(payload, dict) and payload.get("format") == ENSEMBLE_FORMAT:
         return EnsembleForecaster.from_payload(payload, path)
     return GlobalForecaster.from_artifact(ForecasterArtifact.from_payload(payload, path), path)
+
+
+# What a registered version loads as: one global model, or the median of several.
+Forecaster = GlobalForecaster | EnsembleForecaster

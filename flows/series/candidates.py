@@ -23,6 +23,7 @@ from flows.tracking.lifecycle import champion_weights
 from flows.tracking.registry import log_forecaster
 from flows.tracking.runs import EpochLogger, child_run, flatten, log_step_metric
 from forecasting.backtest import BacktestResult
+from forecasting.ensemble import Forecaster
 from forecasting.forecaster import GlobalForecaster
 from forecasting.spec import ForecasterSpec
 from forecasting.training import Callback, TrainingDiverged, TrainResult
@@ -48,7 +49,7 @@ class Candidate:
     run_id: str
     version: str
     backtest: BacktestResult
-    forecaster: GlobalForecaster = field(repr=False)
+    forecaster: Forecaster = field(repr=False)  # a GlobalForecaster, or a median ensemble
 
     @property
     def score(self) -> float:

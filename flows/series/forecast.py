@@ -26,9 +26,9 @@ from flows.series.results import (
 )
 from flows.settings import Settings
 from flows.tasks import io_task
-from flows.tracking.registry import get_alias, load_forecaster
+from flows.tracking.registry import get_alias, load_model
 from flows.tracking.runs import run_link
-from forecasting.forecaster import GlobalForecaster
+from forecasting.ensemble import EnsembleForecaster, Forecaster
 
 
 @io_task()
@@ -41,9 +41,9 @@ def resolve_model(group: ModelGroup, alias: str) -> tuple[str, str] | None:
 
 
 @io_task()
-def fetch_model(group: ModelGroup, version: str) -> GlobalForecaster:
-    """Download and safely load a registered version."""
-    return load_forecaster(group.registered_model, version)
+def fetch_model(group: ModelGroup, version: str) -> Forecaster:
+    """Download and safely load a registered version (a single model or an ensemble)."""
+    return load_model(group.registered_model, version)
 
 
 @io_task()
@@ -56,7 +56,7 @@ def write_run(run: ForecastRun, rows: pd.DataFrame) -> WrittenRun:
         engine.dispose()
 
 
-def history_needed(model: GlobalForecaster) -> int:
+def history_needed(model: Forecaster) -> int:
     """Grid steps of history a forecast reads per series: the input window, the gap that
     interpolation may fill just before it (its left neighbour included) and one step for the
     grid's alignment. The scalers were fitted at training time; nothing else is needed."""
@@ -88,7 +88,12 @@ def forecast_group(group: ModelGroup, alias: str) -> GroupForecast | ForecastSki
         horizon=model.spec.model.horizon,
         issued_at=pd.Timestamp(issued_at).to_pydatetime(),
         input_sha256=data.sha256,
-        details={"flow_run_id": str(flow_run.id or "local"), "series_skipped": skipped},
+        details={
+            "flow_run_id": str(flow_run.id or "local"),
+            "series_skipped": skipped,
+            # An ensemble's members (``lstm v3``), beside the ensemble's own version.
+            **({"ensemble_members": model.labels} if isinstance(model, EnsembleForecaster) else {}),
+        },
     )
     written = write_run(run, rows)
     series = int(rows["series_id"].nunique())

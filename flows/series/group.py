@@ -10,6 +10,7 @@ import mlflow
 from flows.errors import SeqcastError
 from flows.series.candidates import train_candidate
 from flows.series.data import read_group_data
+from flows.series.ensemble import ensemble_candidates
 from flows.series.params import ModelGroup
 from flows.series.promote import promote_group
 from flows.series.results import GroupFailure, GroupTraining, group_failed
@@ -41,6 +42,7 @@ def train_group(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining:
             for cell in group.cells
             if (c := train_candidate(group, cell, data, parent.info.run_id, tags)) is not None
         ]
+        candidates += ensemble_candidates(group, candidates, data, parent.info.run_id, tags)
         if not candidates:
             raise SeqcastError(
                 f"group {group.name!r}: every candidate diverged; "

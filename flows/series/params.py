@@ -79,6 +79,11 @@ class ModelGroup(BaseModel):
     warm_start: bool = Field(
         False, description="fine-tune from the champion's weights when the architecture matches"
     )
+    ensemble: Literal["off", "median"] = Field(
+        "off",
+        description="median: the median of the trained cells' forecasts competes as one more "
+        "candidate, registered as one model (needs two cells)",
+    )
     seed: int = 0
     provenance: dict[str, str] = Field(
         default_factory=dict,
@@ -90,6 +95,8 @@ class ModelGroup(BaseModel):
         self.selector  # noqa: B018 - raises when no criterion is given
         if self.test_size < self.horizon:
             raise ValueError("test_size must be at least one horizon")
+        if self.ensemble != "off" and len(set(self.cells)) < 2:
+            raise ValueError(f"ensemble: {self.ensemble} needs at least two cells")
         # Build every spec once, so a bad combination fails validation, not the scheduled run.
         for cell in self.cells:
             self.spec(cell)

@@ -15,9 +15,10 @@ from flows.series.params import ModelGroup
 from flows.tasks import io_task
 from flows.tracking.lifecycle import CHAMPION, record
 from flows.tracking.promotion import Challenger, ChampionScore, Decision, decide
-from flows.tracking.registry import get_alias, load_forecaster
+from flows.tracking.registry import get_alias, load_model
 from forecasting.backtest import BacktestResult
-from forecasting.forecaster import ArtifactError, GlobalForecaster
+from forecasting.ensemble import Forecaster
+from forecasting.forecaster import ArtifactError
 from forecasting.panel import PanelConfig, PanelError
 
 
@@ -65,7 +66,7 @@ def champion_on_holdout(
         return None
     version = str(current.version)
     try:
-        champion: GlobalForecaster = load_forecaster(registered_model, version)
+        champion: Forecaster = load_model(registered_model, version)  # single or ensemble
     except (ArtifactError, SeqcastError) as exc:
         # e.g. written by an older seqcast: it could not forecast either, so replace it.
         return ChampionScore(version, cannot_load=str(exc))

@@ -3,7 +3,9 @@
 :func:`flows.tracking.registry.log_forecaster` logs this file as the model's code; MLflow runs
 it when the model is loaded (``mlflow.pyfunc.load_model``, ``mlflow models serve``), so no
 pickled object is written or read. The weights, scalers and intervals come from seqcast's own
-artifact, loaded with ``torch.load(weights_only=True)`` (:meth:`GlobalForecaster.load`).
+artifact, loaded with ``torch.load(weights_only=True)``: a single forecaster's
+(:meth:`GlobalForecaster.load`) or a median ensemble's (:meth:`EnsembleForecaster.load`, every
+member in one file, each answer the members' median), whichever the model was logged with.
 
 It imports only ``forecasting`` (logged beside it as a code path), pandas and MLflow.
 
@@ -25,8 +27,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from forecasting.ensemble import Forecaster, load_forecaster_file
 from forecasting.errors import PanelError
-from forecasting.forecaster import FORECAST_COLUMNS, GlobalForecaster
+from forecasting.forecaster import FORECAST_COLUMNS
 
 ARTIFACT_KEY = "forecaster"
 REQUEST_COLUMNS = ("series_id", "ts", "value")
@@ -37,7 +40,7 @@ def _refuse(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def forecast_request(forecaster: GlobalForecaster, request: pd.DataFrame) -> pd.DataFrame:
+def forecast_request(forecaster: Forecaster, request: pd.DataFrame) -> pd.DataFrame:
     """Forecast every series in ``request`` (see the module docstring for both shapes).
 
     Raises:
@@ -71,10 +74,10 @@ def forecast_request(forecaster: GlobalForecaster, request: pd.DataFrame) -> pd.
 
 
 class ForecasterModel(PythonModel):
-    """pyfunc wrapper of :class:`GlobalForecaster`."""
+    """pyfunc wrapper of :class:`GlobalForecaster` or :class:`EnsembleForecaster`."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.forecaster = GlobalForecaster.load(context.artifacts[ARTIFACT_KEY])
+        self.forecaster = load_forecaster_file(context.artifacts[ARTIFACT_KEY])
 
     def predict(
         self,

@@ -27,11 +27,13 @@ from mlflow.types.schema import Array
 import forecasting
 import nlp
 from flows.errors import SeqcastError
+from forecasting.ensemble import EnsembleForecaster, Forecaster, load_forecaster_file
 from forecasting.forecaster import GlobalForecaster
 from nlp.classifier import TextClassifier
 from nlp.tagger import SequenceTagger
 
 ARTIFACT_FILE = "seqcast_forecaster.pt"
+ENSEMBLE_FILE = "seqcast_ensemble.pt"
 # The models-from-code files, run by MLflow (not imported here: each calls set_model).
 _CODE_DIR = Path(__file__).parent
 # Pinned to what logged the model, so a served model runs on the versions it was tested with.
@@ -148,9 +150,46 @@ def load_forecaster(name: str, version: str) -> GlobalForecaster:
     """Download a registered version and load seqcast's artifact with ``weights_only=True``."""
     local = _download(name, version)
     found = list(local.rglob(ARTIFACT_FILE))
+    if not found and list(local.rglob(ENSEMBLE_FILE)):
+        raise SeqcastError(
+            f"model {name} version {version} is an ensemble, not a single forecaster; "
+            "load it with load_model"
+        )
     if not found:
         raise SeqcastError(f"model {name} version {version} has no {ARTIFACT_FILE}; retrain it")
     return GlobalForecaster.load(found[0])
+
+
+def log_ensemble(ensemble: EnsembleForecaster, registered_model: str) -> ModelVersion:
+    """Log the ensemble to the active run as ONE pyfunc model and register a new version.
+
+    The same models-from-code file as :func:`log_forecaster` (it loads either artifact), the
+    same request and response; the artifact holds every member (seqcast's safe format)."""
+    first = ensemble.members[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = ensemble.save(Path(tmp) / ENSEMBLE_FILE)
+        return _log_pyfunc(
+            _CODE_DIR / "pyfunc_forecaster.py",
+            forecasting,
+            artifact,
+            "forecaster",
+            registered_model,
+            signature=forecaster_signature(first),
+            input_example=forecaster_example(first),
+        )
+
+
+def load_model(name: str, version: str) -> Forecaster:
+    """Download a registered version, a single forecaster or an ensemble, and load it with
+    ``weights_only=True``: what forecasting and promotion load a champion with."""
+    local = _download(name, version)
+    found = [*local.rglob(ENSEMBLE_FILE), *local.rglob(ARTIFACT_FILE)]
+    if not found:
+        raise SeqcastError(
+            f"model {name} version {version} has neither {ARTIFACT_FILE} nor {ENSEMBLE_FILE}; "
+            "retrain it"
+        )
+    return load_forecaster_file(found[0])
 
 
 TextModel = TextClassifier | SequenceTagger
