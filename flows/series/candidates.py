@@ -140,7 +140,7 @@ def _warm_start_weights(group: ModelGroup, cell: str, nproc: int) -> tuple[Any, 
         return None, "from scratch (warm_start off)"
     if nproc > 1:
         return None, "from scratch: warm start is not supported under torchrun"
-    champion, why = champion_weights(group.registered_model)
+    champion, why = champion_weights(group.registered_model, cell)
     if champion is None:
         return None, why
     if champion.spec.model.cell != cell:

@@ -77,6 +77,7 @@ def train_ensemble(
                 **links,
                 "group": group.name,
                 "registered_model": group.registered_model,
+                "model.cell": ENSEMBLE_CELL,  # what the status and report tables show
                 "model.window": spec.model.window,
                 "model.horizon": spec.model.horizon,
                 "season_length": spec.season_length,

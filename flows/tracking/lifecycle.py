@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from flows.errors import SeqcastError
 from flows.tracking.promotion import Decision
-from flows.tracking.registry import get_alias, load_forecaster
+from flows.tracking.registry import get_alias, load_model
 from forecasting.forecaster import ArtifactError, GlobalForecaster
 
 CHAMPION = "champion"
@@ -95,18 +95,30 @@ def record(
         )
 
 
-def champion_weights(registered_model: str) -> tuple[GlobalForecaster | None, str]:
-    """The current champion of ``registered_model`` (to warm-start from), or None and why not."""
+def champion_weights(
+    registered_model: str, cell: str | None = None
+) -> tuple[GlobalForecaster | None, str]:
+    """The current champion of ``registered_model`` (to warm-start from), or None and why not.
+
+    When the champion is an ensemble, its member of ``cell`` (the first such), if it has one.
+    """
     client = MlflowClient()
     current = get_alias(client, registered_model, CHAMPION)
     if current is None:
         return None, "no champion yet: training from scratch"
     try:
-        return load_forecaster(registered_model, str(current.version)), (
-            f"champion v{current.version}"
-        )
+        champion = load_model(registered_model, str(current.version))
     except (ArtifactError, SeqcastError) as exc:
         return None, f"champion v{current.version} cannot be loaded ({exc}): from scratch"
+    if isinstance(champion, GlobalForecaster):
+        return champion, f"champion v{current.version}"
+    for label, member in zip(champion.labels, champion.members, strict=True):
+        if member.spec.model.cell == cell:
+            return member, f"member {label} of the ensemble champion v{current.version}"
+    return None, (
+        f"from scratch: champion v{current.version} is an ensemble of "
+        f"{', '.join(champion.labels)}, none a {cell}"
+    )
 
 
 def resolve_registered_name(client: MlflowClient, name: str) -> str:

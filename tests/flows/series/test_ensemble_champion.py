@@ -146,8 +146,16 @@ def test_median_ensemble_is_registered_competes_forecasts_and_is_challenged(
     served = served.sort_values(KEY).reset_index(drop=True)
     assert served["yhat"].to_numpy() == pytest.approx(rows["yhat"].to_numpy(), abs=1e-5)
 
-    # A retrain is scored against the ensemble champion on the same holdout.
-    again = train_forecasters(TrainParams(groups=[prices(cells=["gru"], seed=1)])).group("prices")
+    # A retrain warm-starts from the ensemble's member of its cell, and is scored against the
+    # ensemble champion on the same holdout.
+    retrain = prices(cells=["gru"], seed=1, warm_start=True)
+    again = train_forecasters(TrainParams(groups=[retrain])).group("prices")
+    warm = client.get_run(again.candidates[0].run_id).data.tags
+    assert warm["warm_start"] == "true"
+    assert (
+        f"member gru v{gru.version} of the ensemble champion v{ens.version}"
+        in (warm["warm_start_note"])
+    )
     d = again.decision
     assert d.champion_version == ens.version and d.champion_problem is None, d
     assert d.champion_score is not None and math.isfinite(d.champion_score)
