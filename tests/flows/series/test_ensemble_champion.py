@@ -1,12 +1,13 @@
 """Ensemble champions on the real stock prices and a real MLflow registry: ``ensemble: median``
 registers one model version linked to its members' runs, scored on its own median forecasts;
-it competes in selection, forecasts (flow and pyfunc) as the members' median with its own
-version recorded, and is challenged like any champion."""
+it competes in selection, forecasts (flow, pyfunc and ``mlflow models serve``) as the members'
+median with its own version recorded, and is challenged like any champion."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -26,6 +27,7 @@ from flows.series.params import ForecastParams, IngestParams, ModelGroup, TrainP
 from flows.series.train import train_forecasters
 from flows.tracking.registry import load_forecaster, load_model
 from forecasting.ensemble import EnsembleForecaster
+from tests.support.model_serving import post_json, served_model
 from tests.support.trained_store import tiny_prices
 
 KEY = ["series_id", "step"]
@@ -69,7 +71,7 @@ def _flow_rows(url: str, run_id: str) -> tuple[str, dict[str, Any], pd.DataFrame
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_median_ensemble_is_registered_competes_forecasts_and_is_challenged(
-    service_env: dict[str, str],
+    service_env: dict[str, str], tmp_path: Path
 ) -> None:
     ingest(IngestParams(bundled=["stocks"]))
     group = prices(ensemble="median")
@@ -142,9 +144,16 @@ def test_median_ensemble_is_registered_competes_forecasts_and_is_challenged(
         {"series_id": last["series_id"], "ts": [t.isoformat() for t in last["ts"]],
          "value": last["value"]}
     )  # fmt: skip
-    served = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(request)
-    served = served.sort_values(KEY).reset_index(drop=True)
-    assert served["yhat"].to_numpy() == pytest.approx(rows["yhat"].to_numpy(), abs=1e-5)
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(request)
+    loaded = loaded.sort_values(KEY).reset_index(drop=True)
+    assert loaded["yhat"].to_numpy() == pytest.approx(rows["yhat"].to_numpy(), abs=1e-5)
+    body = {"dataframe_split": {"columns": list(request.columns), "data": request.values.tolist()}}
+    with served_model(f"models:/{name}@champion", tmp_path) as url:
+        status, answer = post_json(f"{url}/invocations", body)
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"]).sort_values(KEY).reset_index(drop=True)
+    for column in ("yhat", "yhat_lower", "yhat_upper"):
+        assert served[column].to_numpy() == pytest.approx(rows[column].to_numpy(), abs=1e-5)
 
     # A retrain warm-starts from the ensemble's member of its cell, and is scored against the
     # ensemble champion on the same holdout.
