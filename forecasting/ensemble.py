@@ -36,6 +36,10 @@ _VALUES = ["yhat", "yhat_lower", "yhat_upper"]
 __all__ = ["ENSEMBLE_FORMAT", "EnsembleForecaster", "Forecaster", "load_forecaster_file"]
 
 
+def _median(parts: Sequence[np.ndarray]) -> np.ndarray:
+    return np.median(np.stack(parts), axis=0)  # M x [...] -> [...]
+
+
 def _shared(spec: ForecasterSpec) -> tuple[Any, ...]:
     """What every member of one ensemble must agree on."""
     return (
@@ -113,9 +117,6 @@ class EnsembleForecaster:
         """Every member was fitted in this process, so :meth:`backtest` has the holdout."""
         return all(m.has_holdout for m in self.members)
 
-    def _median(self, parts: Sequence[np.ndarray]) -> np.ndarray:
-        return np.median(np.stack(parts), axis=0)  # [M, ...] -> [...]
-
     def window_predictor(self, panel: Panel) -> PredictFn:
         """The backtest's ``predict_fn``: the median of the members' forecasts and bounds."""
         fns = [m.window_predictor(panel) for m in self.members]
@@ -124,7 +125,7 @@ class EnsembleForecaster:
             i: int, inputs: np.ndarray, origins: np.ndarray
         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             outs = [fn(i, inputs, origins) for fn in fns]  # M x (3 x [K, H])
-            mid, lo, hi = (self._median([o[k] for o in outs]) for k in range(3))
+            mid, lo, hi = (_median([o[k] for o in outs]) for k in range(3))
             return mid, lo, hi
 
         return predict_fn
@@ -186,7 +187,7 @@ class EnsembleForecaster:
         aligned = [rows.set_index(_KEY).reindex(index) for rows, _ in outputs]
         out = base[_KEY].copy()
         for column in _VALUES:
-            out[column] = self._median([a[column].to_numpy(np.float64) for a in aligned])
+            out[column] = _median([a[column].to_numpy(np.float64) for a in aligned])
         return out, skipped
 
     def save(self, path: str | Path) -> Path:
