@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -21,12 +22,15 @@ from sqlalchemy import text
 from db import make_engine
 from db.observations import read_observations
 from flows.project import GroupConfig
+from flows.series.candidates import Candidate
 from flows.series.forecast import forecast
 from flows.series.ingest import ingest
 from flows.series.params import ForecastParams, IngestParams, ModelGroup, TrainParams
+from flows.series.promote import best_candidate, challenger_of
 from flows.series.train import train_forecasters
 from flows.tracking.registry import load_forecaster, load_model
 from forecasting.ensemble import EnsembleForecaster
+from forecasting.forecaster import GlobalForecaster
 from tests.support.model_serving import post_json, served_model
 from tests.support.trained_store import tiny_prices
 
@@ -48,6 +52,35 @@ def test_ensemble_setting_is_off_by_default_and_needs_two_cells() -> None:
         {"name": "p", "select": {"kind": "price"}, "horizon": 5, "settings": {"ensemble": "median"}}
     )
     assert group.settings == {"ensemble": "median"}
+
+
+def test_an_ensemble_that_only_ties_its_best_member_is_not_the_challenger(
+    stocks: pd.DataFrame,
+) -> None:
+    torch.set_num_threads(1)
+    group = prices(ensemble="median")
+    frame = stocks[stocks["series_id"] != "stock-FB"]
+    freqs = dict.fromkeys(frame["series_id"].unique(), "B")
+    fitted = {}
+    for cell in group.cells:
+        fitted[cell] = GlobalForecaster(group.spec(cell))
+        fitted[cell].fit(frame, freqs)
+    singles = [Candidate(c, f"run-{c}", str(k + 1), f.backtest(), f)
+               for k, (c, f) in enumerate(fitted.items())]  # fmt: skip
+    best = min(singles, key=lambda c: c.score)
+    # The median of (best, best, other) is the best member's forecast: the same score.
+    other = next(f for cell, f in fitted.items() if cell != best.cell)
+    tie = EnsembleForecaster([fitted[best.cell], fitted[best.cell], other])
+    tied = Candidate("ensemble", "run-ensemble", "3", tie.backtest(), tie)
+    assert tied.score == best.score
+    assert best_candidate([*singles, tied]) is best
+    # The median of the two is a score of its own, and it is chosen only if it is lower.
+    both = EnsembleForecaster(list(fitted.values()))
+    combined = Candidate("ensemble", "run-ensemble", "3", both.backtest(), both)
+    assert combined.score not in (singles[0].score, singles[1].score)
+    chosen = best_candidate([*singles, combined])
+    assert chosen is (combined if combined.score < best.score else best)
+    assert challenger_of(chosen).version == chosen.version
 
 
 def _flow_rows(url: str, run_id: str) -> tuple[str, dict[str, Any], pd.DataFrame]:
