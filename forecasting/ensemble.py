@@ -51,6 +51,7 @@ def _shared(spec: ForecasterSpec) -> tuple[Any, ...]:
         spec.exogenous,
         spec.past_covariates,
         spec.covariate_missing,
+        spec.covariate_resample,
     )
 
 
