@@ -58,9 +58,8 @@ def make_panel(points: int):  # type: ignore[no-untyped-def]
 def child(mode: str, points: int) -> dict[str, float]:
     import torch
 
-    from forecasting.forecaster import _scaled_values
     from forecasting.panel import PanelConfig, chronological_split
-    from forecasting.scaling import SeriesScaler
+    from forecasting.scaling import SeriesScaler, scale_panel
     from forecasting.training import WindowData
     from forecasting.windows import WindowIndex, WindowSpec, window_index, window_starts
 
@@ -85,7 +84,7 @@ def child(mode: str, points: int) -> dict[str, float]:
             panel.series_ids,
             [panel.series_values(i)[: split.val_start[i]] for i in range(len(panel.series_ids))],
         )
-        values = torch.from_numpy(_scaled_values(panel, scaler))
+        values = torch.from_numpy(scale_panel(panel, scaler))
         if mode == "seqcast":
             train, _ = window_index(panel, split, spec, "train")
             val, _ = window_index(panel, split, spec, "val")
