@@ -34,7 +34,7 @@ from forecasting.refit import RefitMode, refit
 from forecasting.training import Callback, TrainingDiverged, TrainResult
 
 # A short fine-tune from the selected weights: as accurate as a refit from scratch for the
-# selected run's epochs, or more, in a quarter of the time (bench/refit.py, bench/ACCURACY.md).
+# selected run's epochs, or more, in a third of the time (bench/refit.py, bench/ACCURACY.md).
 REFIT_MODE: RefitMode = "finetune"
 FINETUNE_EPOCHS = 2
 # The selected run's metrics a refit run carries as its holdout evidence.
@@ -113,8 +113,9 @@ def _train(
             data.static,
             finetune_epochs=FINETUNE_EPOCHS,
         )
-    except TrainingDiverged as exc:
-        why = f"refit diverged: {exc}"
+    except (TrainingDiverged, ValueError) as exc:  # ValueError: e.g. no window to train on
+        kind = "diverged" if isinstance(exc, TrainingDiverged) else "failed"
+        why = f"refit {kind}: {exc}"
         get_run_logger().error(
             "%s/%s: %s; v%s stays champion", group.name, best.cell, why, best.version
         )
