@@ -144,6 +144,8 @@ def _log_refit(
         }
     )
     mlflow.log_param("precision_used", result.precision)
+    # Whether the fine-tune really started from the selected weights, and why not otherwise.
+    mlflow.set_tag("refit.note", forecaster.warm_start_note or "from the seeded initialisation")
     mlflow.log_dict(
         {
             **forecaster.data_stats,

@@ -73,6 +73,8 @@ def test_the_champion_is_the_selected_recipe_refit_through_the_last_observation(
     epochs = best_epoch if REFIT_MODE == "scratch" else FINETUNE_EPOCHS
     assert run.data.params["train.max_epochs"] == str(epochs)
     assert run.data.metrics["epochs_run"] == epochs
+    if REFIT_MODE == "finetune":
+        assert run.data.tags["refit.note"].startswith("warm start"), run.data.tags
     for key in ("backtest_mase", "backtest_smape", "seasonal_naive_mase"):
         assert run.data.metrics[key] == pytest.approx(selected.metrics[key])
 
