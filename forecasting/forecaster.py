@@ -35,6 +35,7 @@ from forecasting.panel import (
     build_panel,
     chronological_split,
     exclude_short,
+    refit_splits,
 )
 from forecasting.scaling import SeriesScaler, scale_panel
 from forecasting.spec import ForecasterSpec
@@ -101,6 +102,7 @@ class GlobalForecaster:
         exogenous: pd.DataFrame | None = None,
         init_state: dict[str, torch.Tensor] | None = None,
         static: pd.DataFrame | None = None,
+        through_end: bool = False,
     ) -> TrainResult:
         """Train on the long frame; keeps the test part of each series for :meth:`backtest`.
 
@@ -113,12 +115,19 @@ class GlobalForecaster:
                 initialisation. :attr:`warm_start_note` says which and why.
             static: ``series_id, name, value`` per name in ``spec.static_attributes`` (see
                 forecasting.static); the model keeps them.
+            through_end: train (and scale) on every point, holding nothing out (a refit, see
+                forecasting.refit); the newest ``val_size`` points, trained on too, only
+                drive the schedule and the divergence check, and residual intervals are
+                left as they are.
         """
         check_exogenous(self.spec.covariates.exogenous, exogenous)
         panel, self.excluded = exclude_short(
             build_panel(frame, freqs, self.spec.panel), self.spec.panel, self.window.span
         )
         split = chronological_split(panel, self.spec.panel, self.window.span)
+        monitor = split
+        if through_end:
+            split, monitor = refit_splits(panel, self.spec.panel)
         table = None
         if self.spec.static_attributes:
             table, _ = static_table(panel.series_ids, static, self.spec.static_attributes)
@@ -141,7 +150,7 @@ class GlobalForecaster:
             matrix, self.exog_scaler = fit_covariates(panel, split, self.spec.covariates, exogenous)
             covariates = torch.from_numpy(matrix)
         train, skip_train = window_index(panel, split, self.window, "train")
-        val, skip_val = window_index(panel, split, self.window, "val")
+        val, skip_val = window_index(panel, monitor, self.window, "val")
         point_series = (
             torch.from_numpy(np.repeat(np.arange(len(panel.series_ids)), panel.lengths))
             if self.model_config.n_series
@@ -156,7 +165,7 @@ class GlobalForecaster:
             point_series,
         )
         result = fit(self.model, data, self.spec.train, callbacks, self.model_config.quantiles)
-        if self.spec.intervals == "residual":
+        if self.spec.intervals == "residual" and not through_end:
             self._fit_residual_intervals(data)
         self.data_stats = {
             "series": len(panel.series_ids),

@@ -188,3 +188,12 @@ def chronological_split(panel: Panel, config: PanelConfig, min_train: int) -> Sp
             "or the window, or exclude these series"
         )
     return Split(val_start=val_start.astype(np.int64), test_start=test_start.astype(np.int64))
+
+
+def refit_splits(panel: Panel, config: PanelConfig) -> tuple[Split, Split]:
+    """A refit's splits: one whose training part is every point (nothing held out), and one
+    whose validation part is the newest ``val_size`` points, which the refit trains on too:
+    they only drive its learning-rate schedule and its divergence check."""
+    end = panel.lengths.astype(np.int64)
+    newest = np.maximum(end - config.val_size, 0).astype(np.int64)
+    return Split(val_start=end, test_start=end), Split(val_start=newest, test_start=end)

@@ -12,7 +12,8 @@ from flows.series.candidates import train_candidate
 from flows.series.data import read_group_data
 from flows.series.ensemble import ensemble_candidates
 from flows.series.params import ModelGroup
-from flows.series.promote import promote_group
+from flows.series.promote import best_candidate, promote_group
+from flows.series.refit import refit_champion
 from flows.series.results import GroupFailure, GroupTraining, group_failed
 from flows.tracking.comparison import log_baseline_runs, log_training_dataset
 
@@ -50,6 +51,8 @@ def train_group(group: ModelGroup, run_tags: dict[str, str]) -> GroupTraining:
             )
         log_baseline_runs(group, data, candidates[0].backtest, parent.info.run_id, tags)
         decision = promote_group(group, candidates, data)
+        best = best_candidate(candidates)
+        decision = refit_champion(group, best, data, decision, parent.info.run_id, tags)
         mlflow.log_dict(dataclasses.asdict(decision), "promotion.json")
         mlflow.set_tags({"champion_change": str(decision.promoted).lower()})
     return GroupTraining(

@@ -84,6 +84,11 @@ class ModelGroup(BaseModel):
         description="median: the median of the trained cells' forecasts competes as one more "
         "candidate, registered as one model (needs two cells)",
     )
+    refit: bool = Field(
+        False,
+        description="after promotion, train the chosen recipe again on every point up to the "
+        "last observation and make that the champion (bench/refit.py)",
+    )
     seed: int = 0
     provenance: dict[str, str] = Field(
         default_factory=dict,
@@ -101,6 +106,11 @@ class ModelGroup(BaseModel):
         for cell in self.cells:
             self.spec(cell)
         return self
+
+    @property
+    def _fits(self) -> int:
+        """Trainings sharing ``train_minutes``: one per cell, and the refit when on."""
+        return len(self.cells) + int(self.refit)
 
     @property
     def registered_model(self) -> str:
@@ -156,7 +166,7 @@ class ModelGroup(BaseModel):
                 lr_schedule=self.lr_schedule,
                 loss_scale=self.loss_scale,
                 seed=self.seed,
-                time_budget_s=self.train_minutes and self.train_minutes * 60 / len(self.cells),
+                time_budget_s=self.train_minutes and self.train_minutes * 60 / self._fits,
             ),
             panel=PanelConfig(
                 max_fill=self.max_fill, test_size=self.test_size, val_size=self.val_size

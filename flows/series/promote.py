@@ -15,6 +15,7 @@ from flows.series.params import ModelGroup
 from flows.tasks import io_task
 from flows.tracking.lifecycle import CHAMPION, record
 from flows.tracking.promotion import Challenger, ChampionScore, Decision, decide
+from flows.tracking.refits import holdout_version
 from flows.tracking.registry import get_alias, load_model
 from forecasting.backtest import BacktestResult
 from forecasting.ensemble import Forecaster
@@ -65,8 +66,10 @@ def champion_on_holdout(
     if current is None:
         return None
     version = str(current.version)
+    # A refit champion trained on this holdout: the version it refits is scored instead.
+    scored = holdout_version(current)
     try:
-        champion: Forecaster = load_model(registered_model, version)  # single or ensemble
+        champion: Forecaster = load_model(registered_model, scored)  # single or ensemble
     except (ArtifactError, SeqcastError) as exc:
         # e.g. written by an older seqcast: it could not forecast either, so replace it.
         return ChampionScore(version, cannot_load=str(exc))
@@ -75,7 +78,12 @@ def champion_on_holdout(
     except (PanelError, ArtifactError, SeqcastError) as exc:
         return ChampionScore(version, cannot_score=str(exc))
     challenger_score, champion_score = common_scores(best.backtest, evaluated)
-    return ChampionScore(version, score=champion_score, challenger_score=challenger_score)
+    return ChampionScore(
+        version,
+        score=champion_score,
+        challenger_score=challenger_score,
+        scored_as=None if scored == version else scored,
+    )
 
 
 @io_task(name="promote")

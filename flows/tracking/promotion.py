@@ -44,6 +44,8 @@ class ChampionScore:
             champion could score, when that differs from the challenger's own.
         cannot_load: why the champion's artifact could not be loaded.
         cannot_score: why the loaded champion could not score the holdout.
+        scored_as: the version that was scored in its place, when not itself (a refit
+            champion trained on the holdout: its selected version, see flows.tracking.refits).
     """
 
     version: str
@@ -51,6 +53,7 @@ class ChampionScore:
     challenger_score: float | None = None
     cannot_load: str | None = None
     cannot_score: str | None = None
+    scored_as: str | None = None
 
     @property
     def problem(self) -> str | None:
@@ -79,6 +82,9 @@ class Decision:
         champion_problem: why it could not be loaded or could not score, or None.
         promoted: whether the challenger is champion now.
         reason: one sentence saying why.
+        refit_version: the challenger refit on every point, champion in its place (set after
+            the decision, see flows.tracking.refits), or None.
+        refit_failure: why that refit failed (the challenger itself is champion), or None.
     """
 
     candidate: str
@@ -94,6 +100,8 @@ class Decision:
     champion_problem: str | None
     promoted: bool
     reason: str
+    refit_version: str | None = None
+    refit_failure: str | None = None
 
     @property
     def challenger(self) -> str:
@@ -103,11 +111,13 @@ class Decision:
     @property
     def champion_after(self) -> str | None:
         """The version that is champion after this decision (None: still no champion)."""
-        return self.version if self.promoted else self.champion_version
+        return (self.refit_version or self.version) if self.promoted else self.champion_version
 
     @property
     def change(self) -> str:
         """``champion is now v3`` or ``champion stays v2`` / ``champion stays (none)``."""
+        if self.promoted and self.refit_version is not None:
+            return f"champion is now v{self.refit_version} (v{self.version} refit on all data)"
         if self.promoted:
             return f"champion is now v{self.version}"
         kept = f"v{self.champion_version}" if self.champion_version else "(none)"
@@ -193,6 +203,8 @@ def _verdict(
         return True, f"champion v{v} cannot be loaded ({champion.cannot_load})"
     if champion.problem is not None or champion.score is None:
         return True, f"champion v{v} cannot score this data ({champion.problem})"
+    if champion.scored_as is not None:
+        v = f"{v} (scored as v{champion.scored_as}, the fit it refits)"
     won = is_better(score, champion.score, better)
     op = ("<" if won else ">=") if better == "lower" else (">" if won else "<=")
     return won, (

@@ -49,5 +49,8 @@ def test_a_groups_training_minutes_are_split_over_its_cells() -> None:
                        train_minutes=1.5)  # fmt: skip
     assert [group.spec(c).train.time_budget_s for c in group.cells] == [30.0, 30.0, 30.0]
     assert ModelGroup(name="plant", series_kind="sensor").spec("lstm").train.time_budget_s is None
+    # A refit (refit: true) trains once more: it takes an equal share of the minutes.
+    refit = group.model_copy(update={"refit": True})
+    assert refit.spec("lstm").train.time_budget_s == pytest.approx(22.5)
     with pytest.raises(ValidationError, match="train_minutes"):
         ModelGroup(name="plant", series_kind="sensor", train_minutes=0)

@@ -149,3 +149,26 @@ def test_record_keeps_the_alias_when_not_promoted() -> None:
     assert challenger["promotion"] == "kept champion" and "previous_champion" not in challenger
     assert "beats_seasonal_naive" not in challenger and "promotion_holdout_end" not in challenger
     assert client.tags[("seqcast-sentiment", "2")]["challenge_result"] == "stayed champion"
+
+
+def test_a_refit_champion_is_scored_as_its_selected_version_and_the_refit_recorded() -> None:
+    from flows.tracking.refits import record_refit, record_refit_failure
+
+    d = series(0.7, 1.0, ChampionScore("5", score=0.9, scored_as="4"))
+    assert d.promoted and d.champion_version == "5"
+    assert "champion v5 (scored as v4, the fit it refits) 0.9000" in d.reason
+    client = RecordingClient()
+    record(client, "m", d)  # type: ignore[arg-type]
+    refit = record_refit(client, "m", d, "6", {"refit.of_run": "abc"})  # type: ignore[arg-type]
+    assert client.aliases[("m", "champion")] == "6"
+    assert refit.refit_version == "6" and refit.champion_after == "6"
+    assert refit.change == "champion is now v6 (v3 refit on all data)"
+    six, three = client.tags[("m", "6")], client.tags[("m", "3")]
+    assert six["refit.of_version"] == "3" and six["refit.of_run"] == "abc"
+    assert six["previous_champion"] == "5" and six["promotion"] == "promoted"
+    assert six["promotion_challenger_score"] == three["promotion_challenger_score"]
+    assert three["refit"] == "v6" and "refit on every point as v6" in refit.reason
+    failed = record_refit_failure(client, "m", d, "refit diverged: nan")  # type: ignore[arg-type]
+    assert failed.refit_version is None and failed.champion_after == "3"
+    assert client.tags[("m", "3")]["refit_failure"] == "refit diverged: nan"
+    assert "refit failed (refit diverged: nan); v3 forecasts unrefit" in failed.reason
