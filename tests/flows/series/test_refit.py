@@ -136,3 +136,30 @@ def test_a_refit_that_diverges_leaves_the_selected_version_champion(
     assert run.info.status == "FAILED" and run.data.tags["failure"] == d.refit_failure
     written = forecast(ForecastParams(groups=[group(refit=True)])).run("glucose")
     assert written.version == selected.version and written.rows > 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_ensemble_champion_is_not_refit_and_says_why(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``ensemble: median`` and ``refit: true``, a promoted ensemble stays champion as
+    selected: no refit run, the reason on its version and in the decision."""
+    import flows.series.group
+    import flows.series.promote
+    from flows.series.ensemble import ENSEMBLE_CELL
+
+    def the_ensemble(candidates: Any) -> Any:
+        return next(c for c in candidates if c.cell == ENSEMBLE_CELL)
+
+    for module in (flows.series.group, flows.series.promote):  # the median chosen, whatever
+        monkeypatch.setattr(module, "best_candidate", the_ensemble)  # the scores
+    ingest(IngestParams(bundled=["glucose"]))
+    client = MlflowClient()
+    trained = train(cells=["lstm", "gru"], ensemble="median")
+    d = trained.decision
+    assert d.candidate == ENSEMBLE_CELL and d.promoted, d
+    assert d.refit_version is None and "ensemble champion is not refit" in str(d.refit_failure)
+    assert champion(client) == d.version
+    assert tags(client, d.version)["refit"] == "failed"
+    assert "ensemble champion is not refit" in d.reason
+    assert not refit_runs(client, trained.candidate(ENSEMBLE_CELL).run_id)
