@@ -74,7 +74,8 @@ def _parse_distinct(text: pd.Series, assume_timezone: str | None) -> tuple[pd.Se
         if assume_timezone is None:
             reasons[naive.index[parseable]] = (
                 "timestamp has no UTC offset; write it as ISO 8601 with an offset "
-                "(e.g. 2024-01-01T00:00:00+00:00) or pass a timezone to assume"
+                "(e.g. 2024-01-01T00:00:00+00:00) or give the zone to assume (--assume-timezone "
+                "UTC, or assume_timezone in a files source)"
             )
         else:
             localized = naive.dt.tz_localize(

@@ -27,6 +27,7 @@ from flows.cli.common import (
     ready_for_flows,
     user_errors,
 )
+from flows.cli.file_checks import check_files, file_layout
 from flows.errors import SeqcastError
 
 COLUMNS = ["source_name", "source", "received", "accepted", "rejected", "inserted", "updated"]
@@ -70,17 +71,25 @@ def files(
         None, help="... and this pandas frequency (e.g. 5min, h, D, B)"
     ),
     assume_timezone: str | None = typer.Option(None, help="zone for timestamps without offset"),
+    columns: str | None = typer.Option(
+        None, help="the files' names for our columns, e.g. ts=date,series_id=sensor,value=temp"
+    ),
+    wide: bool = typer.Option(False, help="a ts column and one column per series"),
+    series_id: str | None = typer.Option(None, help="each file is this one series (ts, value)"),
+    decimal: str = typer.Option(".", help="decimal mark of the values: . or ,"),
 ) -> None:
     """Load files or bundled data sets; rows failing validation go to rejected_rows."""
     file_paths = [str(p) for p in paths or []]
-    preflight(lambda: check_files(file_paths, bundled, kind, freq), wait=False)
+    layout = file_layout(columns, wide, series_id, decimal)
+    preflight(lambda: check_files(file_paths, bundled, kind, freq, layout), wait=False)
     # The flow's modules (prefect, torch) load while the Prefect server starts.
     from flows.series.ingest import ingest as ingest_flow
     from flows.series.params import IngestParams
 
     params = IngestParams(
-        paths=file_paths, bundled=bundled, kind=kind, freq=freq, assume_timezone=assume_timezone
-    )
+        paths=file_paths, bundled=bundled, kind=kind, freq=freq, assume_timezone=assume_timezone,
+        layout=None if layout.is_long else layout,
+    )  # fmt: skip
     ready_for_flows()
     results = ingest_flow(params)
     print_rows(
@@ -98,51 +107,6 @@ def files(
                 highlight=False,
                 soft_wrap=True,
             )
-
-
-def check_files(paths: list[str], bundled: list[str], kind: str | None, freq: str | None) -> None:
-    """What ``ingest files`` can check before it starts: options, data set names, files."""
-    from flows.sources.bundled import BUNDLED
-    from flows.sources.readers import check_file
-
-    if not paths and not bundled:
-        raise SeqcastError("nothing to ingest: give file paths or --bundled glucose/stocks")
-    if (kind is None) != (freq is None):
-        raise SeqcastError("give kind and freq together to declare new series (--kind --freq)")
-    if freq is not None:
-        check_freq(freq)
-    unknown = sorted(set(bundled) - set(BUNDLED))
-    if unknown:
-        raise SeqcastError(f"unknown bundled data set(s) {unknown}; choose from {sorted(BUNDLED)}")
-    problems = []
-    for path in paths:
-        try:
-            check_file(path)
-        except SeqcastError as exc:
-            problems.append(str(exc))
-    if len(paths) == 1 and problems:
-        raise SeqcastError(problems[0])
-    if problems:
-        raise SeqcastError(
-            f"{len(problems)} of {len(paths)} files cannot be loaded (nothing was): "
-            + " | ".join(problems)
-        )
-
-
-def check_freq(freq: str) -> None:
-    """A pandas frequency alias (5min, h, D, B...), as the panel will read it."""
-    import warnings
-
-    from pandas.tseries.frequencies import to_offset
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecated aliases still work
-            to_offset(freq)
-    except ValueError:
-        raise SeqcastError(
-            f"--freq {freq!r} is not a pandas frequency; use e.g. 5min, 15min, h, D, B or W"
-        ) from None
 
 
 CONFIG = typer.Option(

@@ -4,11 +4,12 @@ they make of the forecaster's spec, and how runs record them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecasting.spec import ForecasterSpec
+if TYPE_CHECKING:  # the spec's module loads torch; the project file must not
+    from forecasting.spec import ForecasterSpec
 
 
 class CovariateSetting(BaseModel):

@@ -22,15 +22,23 @@ from flows.settings import Settings
 from flows.sources.base import Window
 from flows.sources.bundled import bundled
 from flows.sources.config import SourceConfig
+from flows.sources.layout import FileLayout, read_laid_out
 from flows.sources.readers import SourceBatch, read_file
 from flows.sources.runner import run_source
 from flows.tasks import io_task
 
 
 @io_task()
-def read_source(path: str | None, name: str | None, declare: SeriesSpec | None) -> SourceBatch:
-    """Check one file or bundled data set and hash its content."""
-    return read_file(path, declare) if path is not None else bundled(name or "")
+def read_source(
+    path: str | None, name: str | None, declare: SeriesSpec | None, layout: FileLayout | None
+) -> list[SourceBatch]:
+    """Check one file or bundled data set and hash its content: its batch, or (a wide file)
+    one per series column."""
+    if path is None:
+        return [bundled(name or "")]
+    if layout is None or layout.is_long:
+        return [read_file(path, declare)]
+    return read_laid_out(path, declare, layout)
 
 
 @io_task()
@@ -115,8 +123,8 @@ def ingest(params: IngestParams | None = None) -> list[dict[str, object]]:
     for path, name, spec in sources:
         # One unreadable file must not stop the others from loading.
         try:
-            batch = read_source(path, name, spec)
-            results.append(load_batch(batch, params.assume_timezone))
+            for batch in read_source(path, name, spec, params.layout if path else None):
+                results.append(load_batch(batch, params.assume_timezone))
         except USER_ERRORS as exc:
             failures.append(str(exc))
     attempted = len(sources)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flows.series.covariates import CovariateSetting, spec_inputs
 from flows.series.selector import SeriesSelector
+from flows.sources.layout import FileLayout
 
 if TYPE_CHECKING:
     from forecasting.spec import ForecasterSpec
@@ -209,6 +210,9 @@ class IngestParams(BaseModel):
     kind: str | None = Field(None, description="declare new series in files with this kind")
     freq: str | None = Field(None, description="... and this pandas frequency")
     assume_timezone: str | None = Field(None, description="zone for timestamps without offset")
+    layout: FileLayout | None = Field(
+        None, description="how the files differ from series_id, ts, value (flows.sources.layout)"
+    )
     config: str | None = Field(
         None, description="project (or sources) file: its bundled data sets and sources"
     )

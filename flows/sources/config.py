@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from db.covariate_validation import CovariateDeclaration
 from db.observations import SeriesSpec
 from flows.errors import SeqcastError
+from flows.sources.layout import FileLayout
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,60}$")]
 
@@ -110,10 +111,22 @@ class _Source(BaseModel):
 
 
 class FilesSource(_Source):
-    """CSV/Parquet files in long format from a directory or a glob; new content only."""
+    """CSV/Parquet files from a directory or a glob; new content only. Long format
+    (``series_id, ts, value``) unless ``layout`` says otherwise (flows.sources.layout)."""
 
     type: Literal["files"]
     path: str = Field(description="a directory (all .csv/.csv.gz/.parquet in it) or a glob")
+    layout: FileLayout | None = Field(
+        None, description="other column names, wide files, one series per file, decimal comma"
+    )
+
+    @model_validator(mode="after")
+    def _layout_fits(self) -> Self:
+        if self.layout is not None and self.covariate is not None:
+            raise ValueError(
+                "layout and covariate: covariate files have their own columns (docs/sources.md)"
+            )
+        return self
 
 
 class MqttSource(_Source):

@@ -15,6 +15,7 @@ from db.watermarks import WatermarkUpdate
 from flows.errors import SeqcastError
 from flows.sources.base import SourceFailure, SourceItems, SourceLoad, Window
 from flows.sources.config import FilesSource
+from flows.sources.layout import read_laid_out
 from flows.sources.readers import read_file
 
 SUFFIXES = (".csv", ".csv.gz", ".txt", ".parquet")
@@ -50,14 +51,21 @@ def file_loads(cfg: FilesSource, window: Window | None = None) -> SourceItems:
         mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         if window is not None and not (window.start <= mtime < window.end):
             continue
+        layout = cfg.layout
         try:
-            batch = read_file(path, cfg.series_spec())
+            batches = (
+                [read_file(path, cfg.series_spec())]
+                if layout is None or layout.is_long
+                else read_laid_out(path, cfg.series_spec(), layout)  # wide: one per column
+            )
         except SeqcastError as exc:
             yield SourceFailure(str(path), str(exc))
             continue
-        mark = None
-        if window is None:
-            mark = WatermarkUpdate(
-                cfg.name, {"last_file": str(path), "last_mtime": mtime.isoformat()}
-            )
-        yield SourceLoad(batch.source, batch.content_sha256, batch.chunks(cfg.chunk_rows), mark)
+        for k, batch in enumerate(batches, start=1):
+            mark = None
+            if window is None and k == len(batches):  # the file is done with its last batch
+                mark = WatermarkUpdate(
+                    cfg.name, {"last_file": str(path), "last_mtime": mtime.isoformat()}
+                )
+            chunks = batch.chunks(cfg.chunk_rows)
+            yield SourceLoad(batch.source, batch.content_sha256, chunks, mark)

@@ -65,6 +65,18 @@ def _frame(cols: dict[str, list[object]], columns: tuple[str, ...] = REQUIRED) -
     return frame
 
 
+def _hint(columns: tuple[str, ...]) -> str:
+    """What to do about a series file in another layout (flows.sources.layout)."""
+    if columns != REQUIRED:
+        return ""
+    return (
+        "; for other names give --columns series_id=HEADER,ts=HEADER,value=HEADER, for a time "
+        "column and one column per series --wide, for one series per file --series-id NAME "
+        "(a files source in the project file: layout: {columns: ..., wide: true, series_id: "
+        "...})"
+    )
+
+
 def _csv_header(
     path: Path, fh: IO[bytes], columns: tuple[str, ...] = REQUIRED
 ) -> tuple[str, list[int], int]:
@@ -84,7 +96,7 @@ def _csv_header(
     if missing:
         raise SeqcastError(
             f"{path}:1: missing column(s) {', '.join(missing)}; found {names}. "
-            f"seqcast expects a long table with columns {', '.join(columns)}"
+            f"seqcast expects a long table with columns {', '.join(columns)}{_hint(columns)}"
         )
     return delimiter, [names.index(c) for c in columns], len(names)
 
@@ -144,19 +156,39 @@ def iter_parquet_chunks(
     names = {n.lower(): n for n in pf.schema_arrow.names}
     missing = [c for c in columns if c not in names]
     if missing:
-        raise SeqcastError(f"{path}: missing column(s) {', '.join(missing)}; found {list(names)}")
+        raise SeqcastError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {list(names)}{_hint(columns)}"
+        )
     start = 1
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=[names[c] for c in columns]):
         frame = batch.to_pandas()
         frame.columns = list(columns)
-        if "ts" in frame.columns and pd.api.types.is_datetime64_any_dtype(frame["ts"]):
-            # Keep the zone (or its absence) visible to validation, exactly as stored.
-            frame["ts"] = frame["ts"].map(lambda t: "" if pd.isna(t) else t.isoformat())
+        for name in frame.columns:  # the time column, whatever a layout calls it
+            if pd.api.types.is_datetime64_any_dtype(frame[name]):
+                # Keep the zone (or its absence) visible to validation, exactly as stored.
+                frame[name] = frame[name].map(lambda t: "" if pd.isna(t) else t.isoformat())
         frame = frame.astype(object).where(frame.notna(), "").astype(str)
         frame["row_number"] = range(start, start + len(frame))
         frame["read_error"] = ""
         start += len(frame)
         yield frame
+
+
+def file_header(path: str | Path) -> list[str]:
+    """The column names of a CSV or Parquet file as written (stripped, case kept).
+
+    Raises:
+        SeqcastError: no such file, an unknown type, an empty or unreadable header.
+    """
+    path = check_file(path, ())
+    if path.name.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return [str(n).strip() for n in pq.ParquetFile(path).schema_arrow.names]
+    with _open(path) as fh:
+        header = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    delimiter = max(DELIMITERS, key=header.count)
+    return [n.strip() for n in next(csv.reader([header], delimiter=delimiter))]
 
 
 def check_file(path: str | Path, columns: tuple[str, ...] = REQUIRED) -> Path:

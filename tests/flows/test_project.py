@@ -122,7 +122,7 @@ def test_selectors_take_the_series_every_criterion_allows(
     assert SeriesSelector.model_validate(selector).matches(*series) is expected
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md", "docs/sources.md"])
 def test_every_documented_project_file_block_is_valid(doc: str, tmp_path: Path) -> None:
     text = (REPO / doc).read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
