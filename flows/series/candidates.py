@@ -186,7 +186,7 @@ def _finish_candidate(
     )
     mlflow.log_text(bt.per_series.to_csv(index=False), "backtest/per_series.csv")
     _log_figures(f"{group.name} {cell}", bt, result, spec.train.clip_norm)
-    version = log_forecaster(forecaster, group.registered_model)
+    version = log_forecaster(forecaster, group.registered_model, data.frame, data.exogenous)
     for key, value in covariate_tags(spec).items():
         client.set_model_version_tag(group.registered_model, version.version, key, value or "-")
     for key in ("backtest_mase", "backtest_smape"):

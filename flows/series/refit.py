@@ -166,7 +166,9 @@ def _log_refit(
     fig = plots.loss_curves(result.history, f"{group.name} {best.cell} refit")
     mlflow.log_figure(fig, "plots/loss_curve.png")
     plots.close(fig)
-    return str(log_forecaster(forecaster, group.registered_model).version)
+    return str(
+        log_forecaster(forecaster, group.registered_model, data.frame, data.exogenous).version
+    )
 
 
 def _data_end(data: GroupData) -> str:

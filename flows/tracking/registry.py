@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -99,25 +100,68 @@ def forecaster_signature(forecaster: GlobalForecaster) -> ModelSignature:
     )
 
 
-def forecaster_example(forecaster: GlobalForecaster) -> pd.DataFrame | None:
-    """The last full window of the first training series as a request, or None when the model
-    was not fitted in this process or needs exogenous covariates (no future values at hand)."""
-    panel = forecaster._panel
-    if panel is None or forecaster.spec.covariates.exogenous:
-        return None
+def _last_window(forecaster: GlobalForecaster, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``series_id, ts, value`` of the last full window of a series the model knows: from its
+    training panel when it was fitted in this process, else from ``frame``."""
     w = forecaster.window.window
-    for i, sid in enumerate(panel.series_ids):
-        values = panel.series_values(i)[-w:].astype(float)
-        if len(values) == w and pd.notna(values).all():
-            n = int(panel.lengths[i])
-            stamps = [panel.timestamp(i, n - w + k).isoformat() for k in range(w)]
-            return pd.DataFrame({"series_id": sid, "ts": stamps, "value": values})
+    panel = forecaster._panel
+    if panel is not None:
+        for i, sid in enumerate(panel.series_ids):
+            values = panel.series_values(i)[-w:].astype(float)
+            if len(values) == w and pd.notna(values).all():
+                n = int(panel.lengths[i])
+                stamps = [panel.timestamp(i, n - w + k) for k in range(w)]
+                return pd.DataFrame({"series_id": sid, "ts": stamps, "value": values})
+        return None
+    if frame is None:
+        return None
+    for key, rows in frame.groupby("series_id", sort=True):
+        last, name = rows.sort_values("ts").tail(w), str(key)
+        if name in forecaster.freqs and len(last) == w and last["value"].notna().all():
+            ts = pd.to_datetime(last["ts"], utc=True)
+            return pd.DataFrame({"series_id": name, "ts": list(ts), "value": last["value"]})
     return None
 
 
-def log_forecaster(forecaster: GlobalForecaster, registered_model: str) -> ModelVersion:
+def forecaster_example(
+    forecaster: GlobalForecaster,
+    frame: pd.DataFrame | None = None,
+    exogenous: pd.DataFrame | None = None,
+) -> pd.DataFrame | None:
+    """A request for the model (the last full window of a training series, with its covariates
+    and, for a model with covariates, the horizon's rows), or None when none can be built:
+    no full window, or a known-future covariate not stored over the horizon."""
+    history = _last_window(forecaster, frame)
+    if history is None:
+        return None
+    names = list(forecaster.spec.covariates.exogenous)
+    if names:
+        exog = exogenous if exogenous is not None else forecaster._exogenous
+        if exog is None:
+            return None
+        sid, last = str(history["series_id"].iloc[0]), pd.Timestamp(history["ts"].iloc[-1])
+        horizon = forecaster.spec.model.horizon
+        future = pd.date_range(last, periods=horizon + 1, freq=forecaster.freqs[sid])[1:]
+        rows = pd.concat(
+            [history, pd.DataFrame({"series_id": sid, "ts": future, "value": np.nan})],
+            ignore_index=True,
+        )
+        known = exog.assign(ts=pd.to_datetime(exog["ts"], utc=True))[["series_id", "ts", *names]]
+        history = rows.merge(known, on=["series_id", "ts"], how="left")
+        if history[list(forecaster.spec.exogenous)].isna().any().any():
+            return None  # a known-future value missing over window or horizon
+    return history.assign(ts=[t.isoformat() for t in history["ts"]])
+
+
+def log_forecaster(
+    forecaster: GlobalForecaster,
+    registered_model: str,
+    frame: pd.DataFrame | None = None,
+    exogenous: pd.DataFrame | None = None,
+) -> ModelVersion:
     """Log the model to the active run as a pyfunc (raw history in, forecasts out, see
-    ``pyfunc_forecaster.py``) with seqcast's safe artifact; register a new version."""
+    ``pyfunc_forecaster.py``) with seqcast's safe artifact; register a new version. The
+    input example comes from the training panel, else from ``frame`` (and ``exogenous``)."""
     with tempfile.TemporaryDirectory() as tmp:
         artifact = forecaster.save(Path(tmp) / ARTIFACT_FILE)
         return _log_pyfunc(
@@ -127,7 +171,7 @@ def log_forecaster(forecaster: GlobalForecaster, registered_model: str) -> Model
             "forecaster",
             registered_model,
             signature=forecaster_signature(forecaster),
-            input_example=forecaster_example(forecaster),
+            input_example=forecaster_example(forecaster, frame, exogenous),
         )
 
 

@@ -3,13 +3,15 @@ and horizon rows (past-only ones may be empty there); a missing known-future val
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
 from flows.tracking.pyfunc_forecaster import forecast_request
-from flows.tracking.registry import forecaster_signature
+from flows.tracking.registry import forecaster_example, forecaster_signature
 from forecasting.forecaster import ForecasterSpec, GlobalForecaster
 from forecasting.models import RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
@@ -61,3 +63,24 @@ def test_a_known_future_value_missing_over_the_horizon_is_refused_with_its_name(
         forecast_request(model, short)
     with pytest.raises(MlflowException, match=r"lacks columns \['mood'\]"):
         forecast_request(model, request.drop(columns="mood"))
+
+
+def test_the_input_example_carries_the_covariates_over_window_and_horizon(
+    model_and_request: tuple[GlobalForecaster, pd.DataFrame], tmp_path: Path
+) -> None:
+    model, request = model_and_request
+    assert forecaster_example(model) is None  # fitted without temp over the horizon
+    stored = request.assign(ts=pd.to_datetime(request["ts"], utc=True))  # as the table gives it
+    example = forecaster_example(model, exogenous=stored)
+    assert example is not None and len(example) == 12 + H
+    assert list(example.columns) == ["series_id", "ts", "value", "temp", "mood"]
+    assert example["value"].iloc[-H:].isna().all() and example["value"].iloc[:-H].notna().all()
+    assert example["temp"].notna().all() and example["mood"].iloc[-H:].isna().all()
+    assert example["ts"].tolist() == request["ts"].iloc[N - 12 :].tolist()
+    pd.testing.assert_frame_equal(
+        forecast_request(model, example), forecast_request(model, request)
+    )
+    # A model not fitted in this process (torchrun's) builds it from the training frame.
+    loaded = GlobalForecaster.load(model.save(tmp_path / "m.pt"))
+    history = stored.iloc[:N][["series_id", "ts", "value"]]
+    pd.testing.assert_frame_equal(forecaster_example(loaded, history, stored), example)
