@@ -20,7 +20,7 @@ from nlp.metrics import entity_f1, token_accuracy
 from nlp.models.tagger import BiLSTMTagger, BiLSTMTaggerConfig
 from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit, to_device
 from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, case_feature
-from nlp.word_vectors import WordVectors
+from nlp.word_vectors import WordVectors, vector_table
 
 ARTIFACT_FORMAT = "seqcast-sequence-tagger/1"
 _DIGITS = re.compile(r"\d")
@@ -177,7 +177,7 @@ class SequenceTagger:
             torch.manual_seed(self.spec.train.seed)
             self.model = BiLSTMTagger(config)
         if vectors is not None and self.model.vectors is not None:
-            self.model.vectors.weight.data = _vector_table(vectors)
+            self.model.vectors.weight.data = vector_table(vectors)
         train = self._encode(sentences, tags)
         singletons = {self.words.stoi[w] for w, c in counts.items() if c == 1 and w in self.words}
         val_batches = self._batches(self._encode(val_sentences, val_tags), False)
@@ -244,8 +244,13 @@ class SequenceTagger:
         self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]
     ) -> dict[str, Any]:
         """Token accuracy; with entities also conlleval precision, recall, F1 and per type."""
-        pred = self.predict(sentences)
-        truth = [list(t) for t in tags]
+        return self.score(tags, self.predict(sentences))
+
+    def score(
+        self, tags: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+    ) -> dict[str, Any]:
+        """:meth:`evaluate`'s scores of given predictions (an ensemble's vote, say)."""
+        truth, pred = [list(t) for t in tags], [list(p) for p in predicted]
         out: dict[str, Any] = self._scores(truth, pred, prefix="")
         if self.scheme != "none":
             out["per_type"] = entity_f1(truth, pred).per_type
@@ -281,14 +286,6 @@ class SequenceTagger:
         tagger.model = BiLSTMTagger(tagger.spec.model)
         load_state(tagger.model, payload["state_dict"], path)
         return tagger
-
-
-def _vector_table(vectors: WordVectors) -> torch.Tensor:
-    """[2 + N, dim]: zero rows for ``<pad>`` and ``<unk>``, then the vectors, the unit-length
-    distributional part scaled to about unit variance per component like a fresh embedding."""
-    table = torch.as_tensor(vectors.vectors, dtype=torch.float32).clone()
-    table[:, :-1] *= (vectors.dim - 1) ** 0.5
-    return torch.cat([torch.zeros(2, vectors.dim), table])
 
 
 def _guess_scheme(tags: Sequence[str]) -> str:

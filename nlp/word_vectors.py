@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from scipy.sparse.linalg import svds
 
 _VERSION = "ppmi-svd/1"
@@ -182,3 +183,12 @@ def load_word_vectors(
     np.savez(tmp, words=np.array(vectors.words), vectors=vectors.vectors)
     tmp.replace(path)
     return vectors
+
+
+def vector_table(vectors: WordVectors) -> torch.Tensor:
+    """[2 + N, dim] rows for an embedding layer: zeros for ``<pad>`` and ``<unk>``, then the
+    vectors, the unit-length distributional part scaled to about unit variance per component
+    (like a fresh ``nn.Embedding``)."""
+    table = torch.as_tensor(vectors.vectors, dtype=torch.float32).clone()
+    table[:, :-1] *= (vectors.dim - 1) ** 0.5
+    return torch.cat([torch.zeros(2, vectors.dim), table])

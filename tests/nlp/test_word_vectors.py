@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from nlp.models import BiLSTMTaggerConfig
+from nlp.classifier import ClassifierSpec, TextClassifier
+from nlp.models import BiLSTMTaggerConfig, LSTMClassifierConfig
 from nlp.tagger import SequenceTagger, TaggerSpec
 from nlp.training import TextTrainConfig
 from nlp.word_vectors import (
@@ -83,11 +84,15 @@ def test_vectors_from_the_installed_counts_know_english(tmp_path: Path) -> None:
         assert vectors.similarity(word, similar) > vectors.similarity(word, unrelated) + 0.3
 
 
-def test_tagger_with_vectors_round_trips(tmp_path: Path) -> None:
-    vectors = WordVectors(
+def _toy_vectors() -> WordVectors:
+    return WordVectors(
         ["cat", "dog", "runs", "sleeps"],
         np.array([[1, 0, 0.5], [0.9, 0.1, 0.2], [0, 1, -0.3], [0.1, 0.9, 0.0]], dtype=np.float32),
     )
+
+
+def test_tagger_with_vectors_round_trips(tmp_path: Path) -> None:
+    vectors = _toy_vectors()
     sentences = [["the", "cat", "runs"], ["a", "dog", "sleeps"], ["the", "dog", "runs"]] * 4
     tags = [["DET", "NOUN", "VERB"]] * 12
     tagger = SequenceTagger(
@@ -106,3 +111,23 @@ def test_tagger_with_vectors_round_trips(tmp_path: Path) -> None:
     loaded = SequenceTagger.load(tagger.save(tmp_path / "tagger.pt"))
     unseen = [["a", "cat", "sleeps"], ["zebra", "dog"]]
     assert loaded.predict(unseen) == tagger.predict(unseen)
+
+
+def test_classifier_with_vectors_round_trips(tmp_path: Path) -> None:
+    texts = ["the cat runs", "a dog sleeps", "the dog runs", "cat sleeps"] * 5
+    labels = ["pos", "neg", "pos", "neg"] * 5
+    clf = TextClassifier(
+        ClassifierSpec(
+            model=LSTMClassifierConfig(embedding_dim=8, hidden_size=8, num_layers=1),
+            train=TextTrainConfig(max_epochs=2, batch_size=4),
+        )
+    )
+    clf.fit(texts, labels, texts[:4], labels[:4], vectors=_toy_vectors())
+    assert clf.model is not None and clf.model.vectors is not None
+    assert not clf.model.vectors.weight.requires_grad
+    torch.testing.assert_close(
+        clf.model.vectors.weight[2:, -1], torch.tensor([0.5, 0.2, -0.3, 0.0])
+    )
+    loaded = TextClassifier.load(clf.save(tmp_path / "clf.pt"))
+    unseen = ["a zebra sleeps", "dog", ""]
+    np.testing.assert_allclose(loaded.predict_proba(unseen), clf.predict_proba(unseen))
