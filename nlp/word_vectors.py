@@ -33,8 +33,8 @@ class WordVectorsError(RuntimeError):
 class VectorConfig:
     """How the vectors are built; part of the cache key."""
 
-    dim: int = 64
-    contexts: int = 4000
+    dim: int = 128
+    contexts: int = 8000
     alpha: float = 0.75
     min_contexts: int = 2
 
