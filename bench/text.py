@@ -109,10 +109,10 @@ def run_sst2(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
         model=LSTMClassifierConfig(embedding_dim=128, hidden_size=128, num_layers=1, dropout=0.4),
         vocab=VocabConfig(min_freq=1),
         train=TextTrainConfig(
-            max_epochs=3 if fixed else 6,
+            max_epochs=3 if fixed else 12,  # 12/3: validated in bench/ACCURACY.md (issue 20)
             batch_size=128,
             learning_rate=2e-3,
-            patience=3 if fixed else 2,
+            patience=3,
             max_minutes=minutes,
         ),
     )
