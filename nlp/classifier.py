@@ -17,7 +17,8 @@ from nlp.device import autocast_context
 from nlp.metrics import accuracy, confusion_matrix, macro_f1
 from nlp.models.classifier import LSTMClassifier, LSTMClassifierConfig
 from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit, to_device
-from nlp.vocab import UNK_ID, Vocab, VocabConfig, tokenize
+from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, tokenize
+from nlp.word_vectors import WordVectors, vector_table
 
 ARTIFACT_FORMAT = "seqcast-text-classifier/1"
 POSITIVE_NAMES = ("1", "pos", "positive", "fresh")
@@ -53,6 +54,7 @@ class TextClassifier:
         self.vocab: Vocab | None = None
         self.labels: list[str] = []
         self.model: LSTMClassifier | None = None
+        self.vector_words: Vocab | None = None  # rows of the frozen vector table, if any
 
     @property
     def positive_label(self) -> str | None:
@@ -69,13 +71,26 @@ class TextClassifier:
         lower, cap = self.spec.vocab.lower, self.spec.max_tokens
         return [self.vocab.encode(tokenize(t, lower)[:cap]) or [UNK_ID] for t in texts]
 
+    def _encode_vectors(self, texts: Sequence[str]) -> list[list[int]] | None:
+        if self.vector_words is None:
+            return None
+        cap = self.spec.max_tokens
+        return [self.vector_words.encode(tokenize(t, True)[:cap]) or [UNK_ID] for t in texts]
+
     def _batches(
-        self, ids: list[list[int]], labels: np.ndarray | None, shuffle: bool, seed: int = 0
+        self,
+        ids: list[list[int]],
+        labels: np.ndarray | None,
+        shuffle: bool,
+        seed: int = 0,
+        vec: list[list[int]] | None = None,
     ) -> list[Batch]:
         batches = []
         for idx in length_batches([len(s) for s in ids], self.spec.train.batch_size, shuffle, seed):
             padded, lengths = pad_ids([ids[i] for i in idx])
             batch = {"ids": padded, "lengths": lengths, "order": torch.as_tensor(idx)}
+            if vec is not None:
+                batch["vec"], _ = pad_ids([vec[i] for i in idx])
             if labels is not None:
                 batch["labels"] = torch.as_tensor(labels[idx], dtype=torch.long)
             batches.append(batch)
@@ -95,9 +110,11 @@ class TextClassifier:
         val_texts: Sequence[str],
         val_labels: Sequence[str],
         callbacks: Sequence[Callback] = (),
+        vectors: WordVectors | None = None,
     ) -> TrainResult:
         """Learn the vocabulary and labels from the training part, train, keep the best epoch
-        by validation accuracy."""
+        by validation accuracy. ``vectors``: a frozen word-vector table beside the learned
+        embedding (all its words, seen in training or not); saved with the model."""
         if len(texts) != len(labels) or len(val_texts) != len(val_labels):
             raise ValueError("texts and labels must have the same length")
         if not len(texts) or not len(val_texts):
@@ -109,13 +126,28 @@ class TextClassifier:
         self.vocab = Vocab.build(
             (tokenize(t, vc.lower)[: self.spec.max_tokens] for t in texts), vc.min_freq, vc.max_size
         )
-        config = replace(self.spec.model, vocab_size=len(self.vocab), num_classes=len(self.labels))
+        self.vector_words = None if vectors is None else Vocab([PAD, UNK, *vectors.words])
+        config = replace(
+            self.spec.model,
+            vocab_size=len(self.vocab),
+            num_classes=len(self.labels),
+            vector_vocab_size=0 if vectors is None else len(vectors.words) + 2,
+            vector_dim=0 if vectors is None else vectors.dim,
+        )
         self.spec = replace(self.spec, model=config)
         with torch.random.fork_rng():
             torch.manual_seed(self.spec.train.seed)
             self.model = LSTMClassifier(config)
+        if vectors is not None and self.model.vectors is not None:
+            self.model.vectors.weight.data = vector_table(vectors)
         train_ids, y = self.encode(texts), self._label_ids(labels)
-        val_batches = self._batches(self.encode(val_texts), self._label_ids(val_labels), False)
+        train_vec = self._encode_vectors(texts)
+        val_batches = self._batches(
+            self.encode(val_texts),
+            self._label_ids(val_labels),
+            False,
+            vec=self._encode_vectors(val_texts),
+        )
         seed = self.spec.train.seed
 
         def evaluate(model: nn.Module) -> dict[str, float]:
@@ -130,7 +162,7 @@ class TextClassifier:
 
         return fit(
             self.model,
-            lambda epoch: self._batches(train_ids, y, True, seed * 100_003 + epoch),
+            lambda epoch: self._batches(train_ids, y, True, seed * 100_003 + epoch, train_vec),
             evaluate,
             self.spec.train,
             callbacks,
@@ -143,7 +175,7 @@ class TextClassifier:
         out, total, n = [], 0.0, 0
         for batch in batches:
             b = to_device(batch, device)
-            logits = model(b["ids"], b["lengths"]).float()
+            logits = model(b["ids"], b["lengths"], b.get("vec")).float()
             out.append(torch.softmax(logits, -1).cpu().numpy())
             if "labels" in b:
                 total += float(nn.functional.cross_entropy(logits, b["labels"], reduction="sum"))
@@ -158,7 +190,7 @@ class TextClassifier:
         if not len(texts):
             return np.zeros((0, len(self.labels)))
         self.model.eval()
-        batches = self._batches(self.encode(texts), None, False)
+        batches = self._batches(self.encode(texts), None, False, vec=self._encode_vectors(texts))
         device = next(self.model.parameters()).device
         with autocast_context(device):
             probs, _, _ = self._probabilities(self.model, batches)
@@ -192,6 +224,7 @@ class TextClassifier:
                 "spec": self.spec.to_dict(),
                 "vocab": list(self.vocab.itos),
                 "labels": list(self.labels),
+                "vector_words": [] if self.vector_words is None else list(self.vector_words.itos),
                 "state_dict": cpu_state(self.model),
             },
         )
@@ -202,6 +235,8 @@ class TextClassifier:
         clf = cls(ClassifierSpec.from_dict(payload["spec"]))
         clf.vocab = Vocab(payload["vocab"])
         clf.labels = list(payload["labels"])
+        if payload.get("vector_words"):
+            clf.vector_words = Vocab(payload["vector_words"])
         clf.model = LSTMClassifier(clf.spec.model)
         load_state(clf.model, payload["state_dict"], path)
         return clf

@@ -19,7 +19,8 @@ from nlp.device import autocast_context
 from nlp.metrics import entity_f1, token_accuracy
 from nlp.models.tagger import BiLSTMTagger, BiLSTMTaggerConfig
 from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit, to_device
-from nlp.vocab import UNK_ID, Vocab, VocabConfig, case_feature
+from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, case_feature
+from nlp.word_vectors import WordVectors, vector_table
 
 ARTIFACT_FORMAT = "seqcast-sequence-tagger/1"
 _DIGITS = re.compile(r"\d")
@@ -63,6 +64,7 @@ class _Encoded:
     chars: list[list[list[int]]]
     case: list[list[int]]
     tags: list[list[int]] | None
+    vec: list[list[int]] | None = None
 
 
 class SequenceTagger:
@@ -75,6 +77,7 @@ class SequenceTagger:
         self.tags: list[str] = []
         self.scheme = "none"
         self.model: BiLSTMTagger | None = None
+        self.vector_words: Vocab | None = None  # rows of the frozen vector table, if any
 
     def _word_form(self, token: str) -> str:
         form = token.lower() if self.spec.vocab.lower else token
@@ -96,6 +99,9 @@ class SequenceTagger:
             chars=[[self.chars.encode(list(t)) for t in s] for s in sentences],
             case=[[case_feature(t) for t in s] for s in sentences],
             tags=tag_ids,
+            vec=None
+            if self.vector_words is None
+            else [self.vector_words.encode([t.lower() for t in s]) for s in sentences],
         )
 
     def _batches(
@@ -121,6 +127,8 @@ class SequenceTagger:
                 "chars": pad_chars([data.chars[i] for i in idx], self.spec.max_word_chars),
                 "order": torch.as_tensor(idx),
             }
+            if data.vec is not None:
+                batch["vec"], _ = pad_ids([data.vec[i] for i in idx])
             if data.tags is not None:
                 batch["tags"], _ = pad_ids([data.tags[i] for i in idx])
             batches.append(batch)
@@ -134,9 +142,14 @@ class SequenceTagger:
         val_tags: Sequence[Sequence[str]],
         scheme: str | None = None,
         callbacks: Sequence[Callback] = (),
+        vectors: WordVectors | None = None,
     ) -> TrainResult:
         """Learn vocabularies and tags from the training part, train, keep the best epoch by
-        validation entity F1 (``scheme`` BIO/BIOES) or token accuracy (``none``: POS)."""
+        validation entity F1 (``scheme`` BIO/BIOES) or token accuracy (``none``: POS).
+
+        ``vectors``: a frozen table of word vectors beside the learned embeddings (all of its
+        words, so words the training data lacks are covered); saved with the model.
+        """
         if not len(sentences) or not len(val_sentences):
             raise ValueError("need training and validation sentences")
         for s, t in zip([*sentences, *val_sentences], [*tags, *val_tags], strict=True):
@@ -150,16 +163,21 @@ class SequenceTagger:
             ([self._word_form(t) for t in s] for s in sentences), vc.min_freq, vc.max_size
         )
         self.chars = Vocab.build((list(t) for s in sentences for t in s), 1, 1000)
+        self.vector_words = None if vectors is None else Vocab([PAD, UNK, *vectors.words])
         config = replace(
             self.spec.model,
             vocab_size=len(self.words),
             char_vocab_size=len(self.chars),
             num_tags=len(self.tags),
+            vector_vocab_size=0 if vectors is None else len(vectors.words) + 2,
+            vector_dim=0 if vectors is None else vectors.dim,
         )
         self.spec = replace(self.spec, model=config)
         with torch.random.fork_rng():
             torch.manual_seed(self.spec.train.seed)
             self.model = BiLSTMTagger(config)
+        if vectors is not None and self.model.vectors is not None:
+            self.model.vectors.weight.data = vector_table(vectors)
         train = self._encode(sentences, tags)
         singletons = {self.words.stoi[w] for w, c in counts.items() if c == 1 and w in self.words}
         val_batches = self._batches(self._encode(val_sentences, val_tags), False)
@@ -226,8 +244,13 @@ class SequenceTagger:
         self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]
     ) -> dict[str, Any]:
         """Token accuracy; with entities also conlleval precision, recall, F1 and per type."""
-        pred = self.predict(sentences)
-        truth = [list(t) for t in tags]
+        return self.score(tags, self.predict(sentences))
+
+    def score(
+        self, tags: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+    ) -> dict[str, Any]:
+        """:meth:`evaluate`'s scores of given predictions (an ensemble's vote, say)."""
+        truth, pred = [list(t) for t in tags], [list(p) for p in predicted]
         out: dict[str, Any] = self._scores(truth, pred, prefix="")
         if self.scheme != "none":
             out["per_type"] = entity_f1(truth, pred).per_type
@@ -247,6 +270,7 @@ class SequenceTagger:
                 "chars": list(self.chars.itos),
                 "tags": list(self.tags),
                 "scheme": self.scheme,
+                "vector_words": [] if self.vector_words is None else list(self.vector_words.itos),
                 "state_dict": cpu_state(self.model),
             },
         )
@@ -257,6 +281,8 @@ class SequenceTagger:
         tagger = cls(TaggerSpec.from_dict(payload["spec"]))
         tagger.words, tagger.chars = Vocab(payload["words"]), Vocab(payload["chars"])
         tagger.tags, tagger.scheme = list(payload["tags"]), str(payload["scheme"])
+        if payload.get("vector_words"):
+            tagger.vector_words = Vocab(payload["vector_words"])
         tagger.model = BiLSTMTagger(tagger.spec.model)
         load_state(tagger.model, payload["state_dict"], path)
         return tagger

@@ -25,6 +25,9 @@ class LSTMClassifierConfig:
     bidirectional: bool = True
     dropout: float = 0.3
     pooling: Literal["max", "mean", "last"] = "max"
+    # Frozen word vectors from outside the training data (nlp/word_vectors.py); 0: none.
+    vector_vocab_size: int = 0
+    vector_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.num_classes < 2:
@@ -50,8 +53,13 @@ class LSTMClassifier(nn.Module):
             raise ValueError(f"vocab_size must be >= 3, got {config.vocab_size}")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        self.vectors: nn.Embedding | None = None
+        if config.vector_dim > 0:
+            # Filled by the classifier from the vector table and never trained.
+            self.vectors = nn.Embedding(config.vector_vocab_size, config.vector_dim)
+            self.vectors.weight.requires_grad_(False)
         self.lstm = nn.LSTM(
-            config.embedding_dim,
+            config.embedding_dim + config.vector_dim,
             config.hidden_size,
             num_layers=config.num_layers,
             batch_first=True,
@@ -62,9 +70,16 @@ class LSTMClassifier(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(config.hidden_size * directions, config.num_classes)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """[B, T] token ids and [B] lengths (CPU) -> [B, C] logits."""
-        x = self.dropout(self.embedding(ids))  # [B, T] -> [B, T, E]
+    def forward(
+        self, ids: torch.Tensor, lengths: torch.Tensor, vec: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[B, T] token ids (and vector-table ids ``vec``), [B] lengths (CPU) -> [B, C]."""
+        x = self.embedding(ids)  # [B, T] -> [B, T, E]
+        if self.vectors is not None:
+            if vec is None:
+                raise ValueError("this classifier reads word vectors: pass vec ids")
+            x = torch.cat([x, self.vectors(vec)], dim=-1)  # [B, T, E + Ev]
+        x = self.dropout(x)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
         if self.config.pooling == "last":
@@ -82,5 +97,5 @@ class LSTMClassifier(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy of a batch with ``ids``, ``lengths``, ``labels``."""
-        logits = self(batch["ids"], batch["lengths"])
+        logits = self(batch["ids"], batch["lengths"], batch.get("vec"))
         return nn.functional.cross_entropy(logits.float(), batch["labels"])

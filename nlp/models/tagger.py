@@ -31,6 +31,9 @@ class BiLSTMTaggerConfig:
     dropout: float = 0.5
     use_chars: bool = True
     use_crf: bool = True
+    # Frozen word vectors from outside the training data (nlp/word_vectors.py); 0: none.
+    vector_vocab_size: int = 0
+    vector_dim: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -76,6 +79,13 @@ class BiLSTMTagger(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD_ID)
         self.case = nn.Embedding(N_CASE_FEATURES, config.case_dim, padding_idx=0)
         features = config.embedding_dim + config.case_dim
+        self.vectors: nn.Embedding | None = None
+        if config.vector_dim > 0:
+            # Filled by the tagger from the vector table and never trained, so a word the
+            # training data lacks is represented like the words it resembles.
+            self.vectors = nn.Embedding(config.vector_vocab_size, config.vector_dim)
+            self.vectors.weight.requires_grad_(False)
+            features += config.vector_dim
         self.chars: CharCNN | None = None
         if config.use_chars:
             self.chars = CharCNN(
@@ -98,11 +108,14 @@ class BiLSTMTagger(nn.Module):
         self.crf = CRF(config.num_tags) if config.use_crf else None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Emissions [B, T, K] from ``ids``, ``case`` [B, T], ``chars`` [B, T, C], ``lengths``."""
+        """Emissions [B, T, K] from ``ids``, ``case`` (and ``vec``) [B, T], ``chars`` [B, T, C],
+        ``lengths``."""
         ids, lengths = batch["ids"], batch["lengths"]
         parts = [self.embedding(ids), self.case(batch["case"])]  # [B, T, E], [B, T, Ec]
         if self.chars is not None:
             parts.append(self.chars(batch["chars"]))  # [B, T, channels]
+        if self.vectors is not None:
+            parts.append(self.vectors(batch["vec"]))  # [B, T, Ev]
         x = self.dropout(torch.cat(parts, dim=-1))
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
