@@ -210,6 +210,28 @@ PHASES = {
 }
 
 
+def prefect_server_cpu_s() -> float:
+    """CPU seconds used so far by the Prefect API server processes on this machine (the
+    temporary one a flow process starts, or the running ``prefect server``): work the stack
+    sampler of the flow's own process cannot see, on the same cores as the training."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if (
+            proc.info["pid"] != os.getpid()
+            and "prefect" in cmdline
+            and ("uvicorn" in cmdline or "server start" in cmdline)
+        ):
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:  # ended meanwhile
+                continue
+    return total
+
+
 def flow_runs(phase: str, workdir: Path, quick: bool, threads: int, repeats: int = 1) -> None:
     """In a process of its own: the flow run(s) of ``phase`` under the stack sampler, written
     as ``<workdir>/<phase>.json``; ``cold-warm`` runs the warm flow ``repeats`` times, each
@@ -243,8 +265,10 @@ def flow_runs(phase: str, workdir: Path, quick: bool, threads: int, repeats: int
     if phase == "cold-warm":  # warm again, each followed by the bare steps in this process
         names += [f"warm-{k}" for k in range(2, repeats + 1)]
     for name in names:
+        server_before = prefect_server_cpu_s()
         with StackSampler(classify) as sampler, Timer() as flow_t:
             summary = pipeline(params)
+        server_cpu = prefect_server_cpu_s() - server_before
         forecast = summary.forecast.outcome("m4")
         forecasted = getattr(forecast, "rows", None) is not None
         if not forecasted:
@@ -262,6 +286,7 @@ def flow_runs(phase: str, workdir: Path, quick: bool, threads: int, repeats: int
             "categories": dict(sampler.categories),
             "details": [[c, d, v] for (c, d), v in sampler.details.items()],
             "leaves": dict(sampler.leaves),
+            "server_cpu_s": server_cpu,
         }
         if name.startswith("warm"):
             # Paired: the same steps called directly in this same warm process, right after.

@@ -73,6 +73,8 @@ def report(
         for cat, detail, secs in sorted(run["details"], key=lambda row: -row[2]):
             if secs / total >= 0.005:
                 table_rows.append([name, cat, detail, round(secs, 2), round(100 * secs / total, 1)])
+        if "server_cpu_s" in run:
+            settings[f"{name}_prefect_server_cpu_s"] = round(run["server_cpu_s"], 2)
         settings[f"{name}_overhead_sampled_pct"] = round(100 * overhead, 1)
         settings[f"{name}_overhead_vs_bare_pct"] = round(100 * by_wall, 1)
         notes.append(
@@ -80,7 +82,9 @@ def report(
             f"{100 * share.get('mlflow', 0):.1f} %, seqcast's logging-only work "
             f"{100 * share.get(OVERHEAD[2], 0):.1f} %; compute "
             f"{100 * share.get('compute', 0):.1f} % (stack samples); flow {wall:.1f} s vs the "
-            f"same steps called directly {bare_wall[name]:.1f} s."
+            f"same steps called directly {bare_wall[name]:.1f} s; the Prefect API server "
+            f"process used {run.get('server_cpu_s', float('nan')):.1f} s of CPU meanwhile (on "
+            "the same 2 cores, unseen by the stack sampler)."
         )
         if name in ("first", "cold"):
             # Once per installation, and the temporary server a process without a running
