@@ -26,6 +26,7 @@ from forecasting.covariates import (
     series_grid,
 )
 from forecasting.errors import ArtifactError
+from forecasting.intervals import residual_quantiles
 from forecasting.missing import refuse_missing
 from forecasting.models import RecurrentForecasterConfig, build_model
 from forecasting.panel import (
@@ -198,19 +199,7 @@ class GlobalForecaster:
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
     def _fit_residual_intervals(self, data: WindowData) -> None:
-        # Empirical residual quantiles on validation windows give the interval per step.
-        b = data.to(torch.device("cpu")).batch(data.val_starts.cpu()[:20_000])
-        pred = predict(
-            self.model,
-            b.x.numpy(),
-            None if b.cov is None else b.cov.numpy(),
-            None if b.series is None else b.series.numpy(),
-        )[..., 0]
-        resid = b.y.numpy() - pred
-        alpha = (1.0 - self.spec.interval) / 2.0
-        q = np.quantile(resid, [alpha, 1.0 - alpha], axis=0)
-        # Keep the point forecast inside its own interval even when residuals are biased.
-        self.residual_quantiles = np.stack([np.minimum(q[0], 0.0), np.maximum(q[1], 0.0)])
+        self.residual_quantiles = residual_quantiles(self.model, data, self.spec.interval)
 
     def _predict_raw(
         self, idx: np.ndarray, inputs: np.ndarray, cov: np.ndarray | None
