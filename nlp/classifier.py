@@ -11,13 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlp.artifact import cpu_state, load_artifact, load_state, save_artifact
+from nlp.artifact import ArtifactError, cpu_state, load_artifact, load_state, save_artifact
 from nlp.batching import length_batches, pad_ids
 from nlp.device import autocast_context
 from nlp.metrics import accuracy, confusion_matrix, macro_f1
 from nlp.models.classifier import LSTMClassifier, LSTMClassifierConfig
-from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit, to_device
+from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit_members, to_device
 from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, tokenize
+from nlp.voting import mean_probabilities
 from nlp.word_vectors import WordVectors, vector_table
 
 ARTIFACT_FORMAT = "seqcast-text-classifier/1"
@@ -26,12 +27,21 @@ POSITIVE_NAMES = ("1", "pos", "positive", "fresh")
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """Everything that defines a text classifier; documents keep their first ``max_tokens``."""
+    """Everything that defines a text classifier; documents keep their first ``max_tokens``.
+
+    ``seeds``: members trained with seeds ``train.seed`` onwards, each with its share of
+    ``train.max_minutes``, their class probabilities averaged; 1 is a single model.
+    """
 
     model: LSTMClassifierConfig = field(default_factory=LSTMClassifierConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     train: TextTrainConfig = field(default_factory=TextTrainConfig)
     max_tokens: int = 400
+    seeds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,6 +53,7 @@ class ClassifierSpec:
             vocab=VocabConfig(**data["vocab"]),
             train=TextTrainConfig(**data["train"]),
             max_tokens=int(data["max_tokens"]),
+            seeds=int(data.get("seeds", 1)),
         )
 
 
@@ -53,8 +64,13 @@ class TextClassifier:
         self.spec = spec or ClassifierSpec()
         self.vocab: Vocab | None = None
         self.labels: list[str] = []
-        self.model: LSTMClassifier | None = None
+        self.members: list[LSTMClassifier] = []  # one per seed
         self.vector_words: Vocab | None = None  # rows of the frozen vector table, if any
+
+    @property
+    def model(self) -> LSTMClassifier | None:
+        """The first member (the only one unless ``spec.seeds`` > 1); None before ``fit``."""
+        return self.members[0] if self.members else None
 
     @property
     def positive_label(self) -> str | None:
@@ -135,38 +151,52 @@ class TextClassifier:
             vector_dim=0 if vectors is None else vectors.dim,
         )
         self.spec = replace(self.spec, model=config)
-        with torch.random.fork_rng():
-            torch.manual_seed(self.spec.train.seed)
-            self.model = LSTMClassifier(config)
-        if vectors is not None and self.model.vectors is not None:
-            self.model.vectors.weight.data = vector_table(vectors)
+
+        def build(seed: int) -> nn.Module:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                model = LSTMClassifier(config)
+            if vectors is not None and model.vectors is not None:
+                model.vectors.weight.data = vector_table(vectors)
+            return model
+
         train_ids, y = self.encode(texts), self._label_ids(labels)
-        train_vec = self._encode_vectors(texts)
+        vec = self._encode_vectors(texts)
         val_batches = self._batches(
             self.encode(val_texts),
             self._label_ids(val_labels),
             False,
             vec=self._encode_vectors(val_texts),
         )
-        seed = self.spec.train.seed
+        truth = np.concatenate([b["labels"].numpy() for b in val_batches])
 
         def evaluate(model: nn.Module) -> dict[str, float]:
             probs, losses, n = self._probabilities(model, val_batches)
             pred = probs.argmax(1)
-            truth = np.concatenate([b["labels"].numpy() for b in val_batches])
             return {
                 "val_loss": losses / n,
                 "val_score": accuracy(truth, pred),
                 "val_macro_f1": macro_f1(truth, pred, len(self.labels)),
             }
 
-        return fit(
-            self.model,
-            lambda epoch: self._batches(train_ids, y, True, seed * 100_003 + epoch, train_vec),
+        members, result = fit_members(
+            build,
+            lambda seed, epoch: self._batches(train_ids, y, True, seed * 100_003 + epoch, vec),
             evaluate,
             self.spec.train,
+            self.spec.seeds,
             callbacks,
         )
+        self.members = members  # type: ignore[assignment]
+        if len(members) > 1:  # the ensemble's own validation score
+            with torch.no_grad():
+                result.best_score = accuracy(truth, self._mean_probabilities(val_batches).argmax(1))
+        return result
+
+    def _mean_probabilities(self, batches: list[Batch]) -> np.ndarray:
+        """The members' mean class probabilities in batch order (one member's as they are)."""
+        probs = [self._probabilities(m, batches)[0] for m in self.members]
+        return probs[0] if len(probs) == 1 else mean_probabilities(probs)
 
     @staticmethod
     def _probabilities(model: nn.Module, batches: list[Batch]) -> tuple[np.ndarray, float, int]:
@@ -189,11 +219,12 @@ class TextClassifier:
             raise RuntimeError("the classifier is not fitted")
         if not len(texts):
             return np.zeros((0, len(self.labels)))
-        self.model.eval()
+        for member in self.members:
+            member.eval()
         batches = self._batches(self.encode(texts), None, False, vec=self._encode_vectors(texts))
         device = next(self.model.parameters()).device
         with autocast_context(device):
-            probs, _, _ = self._probabilities(self.model, batches)
+            probs = self._mean_probabilities(batches)
         order = np.concatenate([b["order"].numpy() for b in batches])
         result = np.empty_like(probs)
         result[order] = probs
@@ -226,6 +257,7 @@ class TextClassifier:
                 "labels": list(self.labels),
                 "vector_words": [] if self.vector_words is None else list(self.vector_words.itos),
                 "state_dict": cpu_state(self.model),
+                "member_state_dicts": [cpu_state(m) for m in self.members[1:]],
             },
         )
 
@@ -237,6 +269,10 @@ class TextClassifier:
         clf.labels = list(payload["labels"])
         if payload.get("vector_words"):
             clf.vector_words = Vocab(payload["vector_words"])
-        clf.model = LSTMClassifier(clf.spec.model)
-        load_state(clf.model, payload["state_dict"], path)
+        states = [payload["state_dict"], *payload.get("member_state_dicts", [])]
+        if len(states) != clf.spec.seeds:
+            raise ArtifactError(f"{path}: {len(states)} members, its spec says {clf.spec.seeds}")
+        clf.members = [LSTMClassifier(clf.spec.model) for _ in states]
+        for member, state in zip(clf.members, states, strict=True):
+            load_state(member, state, path)
         return clf

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlp.artifact import cpu_state, load_artifact, load_state, save_artifact
+from nlp.artifact import ArtifactError, cpu_state, load_artifact, load_state, save_artifact
 from nlp.batching import length_batches, pad_chars, pad_ids
 from nlp.device import autocast_context
 from nlp.metrics import entity_f1, token_accuracy
 from nlp.models.tagger import BiLSTMTagger, BiLSTMTaggerConfig
-from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit, to_device
+from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit_members, to_device
 from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, case_feature
+from nlp.voting import vote_tags
 from nlp.word_vectors import WordVectors, vector_table
 
 ARTIFACT_FORMAT = "seqcast-sequence-tagger/1"
@@ -32,6 +33,8 @@ class TaggerSpec:
 
     ``word_dropout``: chance that a word seen once in training is replaced by ``<unk>`` in a
     training batch, so the model learns to tag unknown words from characters and case.
+    ``seeds``: members trained with seeds ``train.seed`` onwards, each with its share of
+    ``train.max_minutes``, voting per token (nlp/voting.py); 1 is a single model.
     """
 
     model: BiLSTMTaggerConfig = field(default_factory=BiLSTMTaggerConfig)
@@ -42,6 +45,11 @@ class TaggerSpec:
     word_dropout: float = 0.3
     normalize_digits: bool = True
     max_word_chars: int = 30
+    seeds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +63,7 @@ class TaggerSpec:
             word_dropout=float(data["word_dropout"]),
             normalize_digits=bool(data["normalize_digits"]),
             max_word_chars=int(data["max_word_chars"]),
+            seeds=int(data.get("seeds", 1)),
         )
 
 
@@ -76,8 +85,13 @@ class SequenceTagger:
         self.chars: Vocab | None = None
         self.tags: list[str] = []
         self.scheme = "none"
-        self.model: BiLSTMTagger | None = None
+        self.members: list[BiLSTMTagger] = []  # one per seed
         self.vector_words: Vocab | None = None  # rows of the frozen vector table, if any
+
+    @property
+    def model(self) -> BiLSTMTagger | None:
+        """The first member (the only one unless ``spec.seeds`` > 1); None before ``fit``."""
+        return self.members[0] if self.members else None
 
     def _word_form(self, token: str) -> str:
         form = token.lower() if self.spec.vocab.lower else token
@@ -173,28 +187,43 @@ class SequenceTagger:
             vector_dim=0 if vectors is None else vectors.dim,
         )
         self.spec = replace(self.spec, model=config)
-        with torch.random.fork_rng():
-            torch.manual_seed(self.spec.train.seed)
-            self.model = BiLSTMTagger(config)
-        if vectors is not None and self.model.vectors is not None:
-            self.model.vectors.weight.data = vector_table(vectors)
+
+        def build(seed: int) -> nn.Module:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                model = BiLSTMTagger(config)
+            if vectors is not None and model.vectors is not None:
+                model.vectors.weight.data = vector_table(vectors)
+            return model
+
         train = self._encode(sentences, tags)
         singletons = {self.words.stoi[w] for w, c in counts.items() if c == 1 and w in self.words}
         val_batches = self._batches(self._encode(val_sentences, val_tags), False)
         truth = [list(t) for t in val_tags]
-        seed = self.spec.train.seed
 
         def evaluate(model: nn.Module) -> dict[str, float]:
             pred, loss = self._decode(model, val_batches, len(val_sentences), with_loss=True)
             return {"val_loss": loss, **self._scores(truth, pred, prefix="val_")}
 
-        return fit(
-            self.model,
-            lambda epoch: self._batches(train, True, seed * 100_003 + epoch, singletons),
+        members, result = fit_members(
+            build,
+            lambda seed, epoch: self._batches(train, True, seed * 100_003 + epoch, singletons),
             evaluate,
             self.spec.train,
+            self.spec.seeds,
             callbacks,
         )
+        self.members = members  # type: ignore[assignment]
+        if len(members) > 1:  # the ensemble's own validation score
+            with torch.no_grad():
+                voted = self._vote(val_batches, len(val_sentences))
+            result.best_score = self._scores(truth, voted, prefix="val_")["val_score"]
+        return result
+
+    def _vote(self, batches: list[Batch], n: int) -> list[list[str]]:
+        """Each member's tags, then the per-token vote (a single member's tags as they are)."""
+        tagged = [self._decode(m, batches, n)[0] for m in self.members]
+        return tagged[0] if len(tagged) == 1 else vote_tags(tagged)
 
     def _scores(
         self, truth: list[list[str]], pred: list[list[str]], prefix: str
@@ -231,11 +260,12 @@ class SequenceTagger:
         result: list[list[str]] = [[] for _ in sentences]
         if not keep:
             return result
-        self.model.eval()
+        for member in self.members:
+            member.eval()
         batches = self._batches(self._encode([sentences[i] for i in keep], None), False)
         device = next(self.model.parameters()).device
         with autocast_context(device):
-            tagged, _ = self._decode(self.model, batches, len(keep))
+            tagged = self._vote(batches, len(keep))
         for i, tags in zip(keep, tagged, strict=True):
             result[i] = tags
         return result
@@ -272,6 +302,7 @@ class SequenceTagger:
                 "scheme": self.scheme,
                 "vector_words": [] if self.vector_words is None else list(self.vector_words.itos),
                 "state_dict": cpu_state(self.model),
+                "member_state_dicts": [cpu_state(m) for m in self.members[1:]],
             },
         )
 
@@ -283,8 +314,12 @@ class SequenceTagger:
         tagger.tags, tagger.scheme = list(payload["tags"]), str(payload["scheme"])
         if payload.get("vector_words"):
             tagger.vector_words = Vocab(payload["vector_words"])
-        tagger.model = BiLSTMTagger(tagger.spec.model)
-        load_state(tagger.model, payload["state_dict"], path)
+        states = [payload["state_dict"], *payload.get("member_state_dicts", [])]
+        if len(states) != tagger.spec.seeds:
+            raise ArtifactError(f"{path}: {len(states)} members, its spec says {tagger.spec.seeds}")
+        tagger.members = [BiLSTMTagger(tagger.spec.model) for _ in states]
+        for member, state in zip(tagger.members, states, strict=True):
+            load_state(member, state, path)
         return tagger
 
 

@@ -5,10 +5,11 @@ restore, seeded, device and autocast chosen once. Progress leaves only through c
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,6 +74,7 @@ class TrainResult:
     device: str = "cpu"
     seconds: float = 0.0
     examples_seen: int = 0
+    members: list[TrainResult] = field(default_factory=list)  # a seed ensemble's, in order
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -176,3 +178,71 @@ def fit(
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def member_config(config: TextTrainConfig, k: int, members: int) -> TextTrainConfig:
+    """Member k of a seed ensemble: seed ``config.seed + k``, 1/members of the time cap."""
+    cap = None if config.max_minutes is None else config.max_minutes / members
+    return replace(config, seed=config.seed + k, max_minutes=cap)
+
+
+def fit_members(
+    build: Callable[[int], nn.Module],
+    train_batches: Callable[[int, int], Iterable[Batch]],
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    config: TextTrainConfig,
+    members: int = 1,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[list[nn.Module], TrainResult]:
+    """Train ``members`` models one after another, each by :func:`fit` with
+    :func:`member_config`; one member is exactly :func:`fit`.
+
+    Args:
+        build: a fresh model, given its seed.
+        train_batches: one epoch's shuffled batches, given (seed, epoch).
+
+    Returns the trained models and one result: the members' epochs numbered on (each history
+    row names its ``member``), gradient norms, examples and seconds summed; best epoch and
+    score those of member 0 (the caller scores the ensemble).
+    """
+    if members < 1:
+        raise ValueError(f"members must be >= 1, got {members}")
+    models: list[nn.Module] = []
+    results: list[TrainResult] = []
+    for k in range(members):
+        cfg = member_config(config, k, members)
+        done = sum(len(r.history) for r in results)
+        shifted = [_shifted(c, done, k) for c in callbacks] if members > 1 else list(callbacks)
+        model = build(cfg.seed)
+        epochs = functools.partial(train_batches, cfg.seed)
+        results.append(fit(model, epochs, evaluate, cfg, shifted))
+        models.append(model)
+    if members == 1:
+        return models, results[0]
+    first = results[0]
+    joined = TrainResult(
+        history=[
+            {**row, "epoch": float(n), "member": float(k)}
+            for n, (k, row) in enumerate(
+                ((k, row) for k, r in enumerate(results) for row in r.history), start=1
+            )
+        ],
+        grad_norms=[g for r in results for g in r.grad_norms],
+        best_epoch=first.best_epoch,
+        best_score=first.best_score,
+        stopped_early=any(r.stopped_early for r in results),
+        device=first.device,
+        seconds=sum(r.seconds for r in results),
+        examples_seen=sum(r.examples_seen for r in results),
+        members=results,
+    )
+    return models, joined
+
+
+def _shifted(callback: Callback, offset: int, member: int) -> Callback:
+    """``callback`` with epochs numbered on after ``offset`` earlier ones, naming the member."""
+
+    def shifted(epoch: int, metrics: dict[str, float]) -> None:
+        callback(offset + epoch, {**metrics, "member": float(member)})
+
+    return shifted
