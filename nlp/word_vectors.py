@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,6 +167,11 @@ def _ppmi(m: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     return sp.csr_matrix(
         (pmi[keep], (coo.row[keep], coo.col[keep])), shape=m.shape, dtype=np.float64
     )
+
+
+def default_cache_dir() -> Path:
+    """Where built vectors are kept: ``$SEQCAST_CACHE_DIR``, else ``~/.cache/seqcast``."""
+    return Path(os.environ.get("SEQCAST_CACHE_DIR") or Path.home() / ".cache" / "seqcast")
 
 
 def load_word_vectors(

@@ -22,6 +22,7 @@ from flows.tracking.runs import EpochLogger, child_run, flatten, log_step_metric
 from nlp.classifier import TextClassifier
 from nlp.tagger import SequenceTagger
 from nlp.training import TrainingDiverged
+from nlp.word_vectors import default_cache_dir, load_word_vectors
 
 Kind = Literal["classifier", "tagger"]
 
@@ -74,11 +75,12 @@ def _fit(
     kind: Kind, params: ClassifierParams | TaggerParams, train: pd.DataFrame, val: pd.DataFrame,
     logger: EpochLogger,
 ) -> tuple[TextModel, Any]:  # fmt: skip
+    vectors = load_word_vectors(default_cache_dir()) if params.vectors else None
     if isinstance(params, ClassifierParams):
         clf = TextClassifier(params.spec())
         result = clf.fit(
             train["text"].tolist(), train["label"].tolist(), val["text"].tolist(),
-            val["label"].tolist(), [logger],
+            val["label"].tolist(), [logger], vectors=vectors,
         )  # fmt: skip
         return clf, result
     tagger = SequenceTagger(params.spec())
@@ -86,7 +88,7 @@ def _fit(
     result = tagger.fit(
         [list(t) for t in train["tokens"]], [list(t) for t in train["tags"]],
         [list(t) for t in val["tokens"]], [list(t) for t in val["tags"]],
-        scheme=schemes[0] if len(schemes) == 1 else None, callbacks=[logger],
+        scheme=schemes[0] if len(schemes) == 1 else None, callbacks=[logger], vectors=vectors,
     )  # fmt: skip
     return tagger, result
 
@@ -137,7 +139,8 @@ def train_text_model(
         mlflow.log_params(flatten(spec.to_dict()))
         mlflow.log_params(
             {"task": params.task, "registered_model": params.registered_model, "kind": kind,
-             "data.train": len(train), "data.validation": len(val), "data.test": len(test)}
+             "data.train": len(train), "data.validation": len(val), "data.test": len(test),
+             "recipe": params.recipe or "none", "vectors": params.vectors}
         )  # fmt: skip
         try:
             model, result = _fit(kind, params, train, val, EpochLogger(client, run_id))

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.sources.doc_files import TextFormat
+from flows.text.recipes import RecipeName, with_recipe
 from nlp.classifier import ClassifierSpec
 from nlp.models import BiLSTMTaggerConfig, LSTMClassifierConfig
 from nlp.tagger import TaggerSpec
@@ -53,6 +54,13 @@ class _Training(BaseModel):
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     seed: int = 0
+    seeds: int = Field(1, ge=1, le=16, description="models with seeds seed.. that vote")
+    vectors: bool = Field(
+        False, description="frozen word vectors from the installed n-gram counts beside"
+    )
+    recipe: RecipeName | None = Field(
+        None, description="a validated recipe (flows/text/recipes.py) for what is not given"
+    )
 
     @property
     def registered_model(self) -> str:
@@ -79,6 +87,11 @@ class ClassifierParams(_Training):
     pooling: Literal["max", "mean", "last"] = "max"
     max_tokens: int = Field(400, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: object) -> object:
+        return with_recipe(data, "classifier")
+
     def spec(self) -> ClassifierSpec:
         return ClassifierSpec(
             model=LSTMClassifierConfig(
@@ -92,6 +105,7 @@ class ClassifierParams(_Training):
             vocab=VocabConfig(min_freq=self.min_freq, max_size=self.max_vocab),
             train=self._train(),
             max_tokens=self.max_tokens,
+            seeds=self.seeds,
         )
 
 
@@ -103,12 +117,18 @@ class TaggerParams(_Training):
     max_epochs: int = Field(10, ge=1, le=1000)
     patience: int = Field(3, ge=1)
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    num_layers: int = Field(1, ge=1, le=8)
     embedding_dim: int = Field(64, ge=1, le=4096)
     hidden_size: int = Field(100, ge=1, le=4096)
     char_channels: int = Field(32, ge=1, le=1024)
     use_chars: bool = True
     use_crf: bool = True
     word_dropout: float = Field(0.3, ge=0.0, lt=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: object) -> object:
+        return with_recipe(data, "tagger")
 
     def spec(self) -> TaggerSpec:
         return TaggerSpec(
@@ -119,10 +139,12 @@ class TaggerParams(_Training):
                 dropout=self.dropout,
                 use_chars=self.use_chars,
                 use_crf=self.use_crf,
+                num_layers=self.num_layers,
             ),
             vocab=VocabConfig(min_freq=self.min_freq, max_size=self.max_vocab),
             train=self._train(),
             word_dropout=self.word_dropout,
+            seeds=self.seeds,
         )
 
 

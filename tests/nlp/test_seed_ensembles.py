@@ -85,7 +85,8 @@ def test_one_seed_is_the_single_model_as_before(tmp_path: Path) -> None:
     a, b = TextClassifier(_classifier_spec(1)), TextClassifier(_classifier_spec(1))
     ra = a.fit(texts[:180], labels[:180], texts[180:], labels[180:])
     rb = b.fit(texts[:180], labels[:180], texts[180:], labels[180:])
-    assert ra.history == [{**h, "seconds": g["seconds"]} for h, g in zip(rb.history, ra.history)]
+    seconds = [h["seconds"] for h in ra.history]
+    assert ra.history == [{**h, "seconds": t} for h, t in zip(rb.history, seconds, strict=True)]
     assert ra.members == [] and "member" not in ra.history[0]
     a.save(tmp_path / "one.pt")
     assert "member_state_dicts" in torch.load(tmp_path / "one.pt", weights_only=True)

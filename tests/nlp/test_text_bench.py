@@ -74,3 +74,22 @@ def test_held_out_file_paths_score_the_given_file(task: str, tmp_path: Path) -> 
         assert result["n_scored"] == n
     if task == "conll":
         assert 0.0 <= result["f1"] <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+@pytest.mark.parametrize("task", ["ud", "sst2"])
+def test_train_text_registers_the_benchs_recipe(task: str, tmp_path: Path) -> None:
+    """bench/text_flow.py on a small budget: the version train-text registers with ``recipe:``
+    scores what the same recipe trained by direct calls scores, on the bench's held-out part."""
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, str(REPO / "bench" / "text_flow.py"), "--task", task, "--limit"]
+    cmd += ["200" if task == "ud" else "600", "--max-epochs", "2", "--seeds", "2"]
+    cmd += ["--minutes", "1", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [result] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert result["params"]["recipe"] == task and result["params"]["seeds"] == 2
+    assert result["params"]["vectors"] is (task == "ud")  # the recipe's, passed through
+    assert 0.3 < result["direct_score"] <= 1.0
+    assert abs(result["difference"]) <= 0.005
