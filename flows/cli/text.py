@@ -69,17 +69,39 @@ def train_text(
     classifier_task: str | None = typer.Option("sentiment", help="'' to skip the classifier"),
     tagger_task: str | None = typer.Option("pos", help="'' to skip the tagger"),
     max_epochs: int | None = typer.Option(None, help="epochs for both models (default: theirs)"),
+    classifier_recipe: str | None = typer.Option(
+        None, help="a validated recipe for what is not given: sst2 (bench/ACCURACY.md)"
+    ),
+    tagger_recipe: str | None = typer.Option(
+        None, help="a validated recipe for what is not given: conll (NER) or ud (POS)"
+    ),
 ) -> None:
     """Train, register and promote the text classifier and tagger."""
     precheck()  # the database, before the flow modules load
+    from pydantic import ValidationError
+
     from flows.text.params import ClassifierParams, TaggerParams, TrainTextParams
     from flows.text.train import train_text as train_flow
 
     extra = {"max_epochs": max_epochs} if max_epochs else {}
-    params = TrainTextParams(
-        classifier=ClassifierParams(task=classifier_task, **extra) if classifier_task else None,
-        tagger=TaggerParams(task=tagger_task, **extra) if tagger_task else None,
-    )
+    try:
+        params = TrainTextParams(
+            classifier=ClassifierParams.model_validate(
+                {"task": classifier_task, "recipe": classifier_recipe, **extra}
+            )
+            if classifier_task
+            else None,
+            tagger=TaggerParams.model_validate(
+                {"task": tagger_task, "recipe": tagger_recipe, **extra}
+            )
+            if tagger_task
+            else None,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{e['loc'][-1] if e['loc'] else 'recipe'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SeqcastError(f"train-text: {problems}") from None
     preflight()
     summary = train_flow(params)
     print_text_training(summary)

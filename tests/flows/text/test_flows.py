@@ -169,3 +169,6 @@ def test_text_cli_reports_rejects_and_user_errors(
     untrained = runner.invoke(app, ["train-text", "--tagger-task", ""])
     assert untrained.exit_code == 1
     assert "need at least 20" in untrained.output
+    wrong = runner.invoke(app, ["train-text", "--tagger-recipe", "sst2"])
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
+    assert "recipe 'sst2' is a classifier recipe, not a tagger one" in wrong.output
