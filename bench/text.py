@@ -47,7 +47,7 @@ from flows.text.recipes import RECIPE_KINDS, RecipeName  # noqa: E402
 from nlp.classifier import TextClassifier  # noqa: E402
 from nlp.readers import read_conll, read_conllu, read_labelled  # noqa: E402
 from nlp.tagger import SequenceTagger  # noqa: E402
-from nlp.word_vectors import WordVectors, load_word_vectors  # noqa: E402
+from nlp.word_vectors import VectorConfig, WordVectors, load_word_vectors  # noqa: E402
 
 LIMIT: int | None = None  # --limit: smoke runs on the first N training records
 OVERRIDES: dict[str, Any] = {}  # --seeds, --vectors/--no-vectors: instead of the recipe's
@@ -61,11 +61,16 @@ def recipe_params(
     overrides and ``changes``, capped at ``minutes`` of training."""
     given = {"recipe": name, "max_minutes": minutes, **OVERRIDES, **changes}
     cls = ClassifierParams if RECIPE_KINDS[name] == "classifier" else TaggerParams
+    if cls is ClassifierParams:
+        given.pop("vectors_cased", None)  # taggers only
     return cls.model_validate({"task": name, **given})
 
 
 def _vectors(params: ClassifierParams | TaggerParams) -> WordVectors | None:
-    return load_word_vectors(VECTORS_CACHE) if params.vectors else None
+    if not params.vectors:
+        return None
+    cased = isinstance(params, TaggerParams) and params.vectors_cased
+    return load_word_vectors(VECTORS_CACHE, VectorConfig(cased=cased))
 
 
 def _limited(records: list[Any]) -> list[Any]:
@@ -235,15 +240,20 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, help="members voting (default: the recipe's)")
     parser.add_argument(
+        "--cased-vectors",
+        dest="vectors_cased",
+        action=argparse.BooleanOptionalAction,
+        help="taggers: a vector per spelling (default: the recipe's)",
+    )
+    parser.add_argument(
         "--vectors-cache", type=Path, default=ROOT / "bench" / "results" / "word-vectors"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global LIMIT, VECTORS_CACHE
     LIMIT, VECTORS_CACHE = args.limit, args.vectors_cache
-    OVERRIDES.update(
-        {k: getattr(args, k) for k in ("seeds", "vectors") if getattr(args, k) is not None}
-    )
+    given = {k: getattr(args, k) for k in ("seeds", "vectors", "vectors_cased")}
+    OVERRIDES.update({k: v for k, v in given.items() if v is not None})
     tasks = ["sst2", "conll", "ud"] if args.task == "all" else [args.task]
     runners = {
         "sst2": lambda: run_sst2(args.data, args.sst2_test, args.minutes),

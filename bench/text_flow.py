@@ -108,13 +108,12 @@ def direct(kind: str, task: str, p: Any, database_url: str) -> tuple[Any, float]
     from flows.text.candidates import split_by_doc_id
     from nlp.classifier import TextClassifier
     from nlp.tagger import SequenceTagger
-    from nlp.word_vectors import default_cache_dir, load_word_vectors
 
     engine = make_engine(database_url)
     frame = read_labelled_documents(engine, task)
     engine.dispose()
     train, val, _ = split_by_doc_id(frame, p.val_fraction, p.test_fraction)
-    vectors = load_word_vectors(default_cache_dir()) if p.vectors else None
+    vectors = p.word_vectors()
     t0 = time.perf_counter()
     if kind == "classifier":
         model: Any = TextClassifier(p.spec())

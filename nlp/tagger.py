@@ -87,11 +87,16 @@ class SequenceTagger:
         self.scheme = "none"
         self.members: list[BiLSTMTagger] = []  # one per seed
         self.vector_words: Vocab | None = None  # rows of the frozen vector table, if any
+        self.vector_cased = False  # the table has a row per spelling (WordVectors.cased)
 
     @property
     def model(self) -> BiLSTMTagger | None:
         """The first member (the only one unless ``spec.seeds`` > 1); None before ``fit``."""
         return self.members[0] if self.members else None
+
+    def _vector_form(self, token: str) -> str:
+        known = self.vector_cased and self.vector_words is not None and token in self.vector_words
+        return token if known else token.lower()
 
     def _word_form(self, token: str) -> str:
         form = token.lower() if self.spec.vocab.lower else token
@@ -115,7 +120,7 @@ class SequenceTagger:
             tags=tag_ids,
             vec=None
             if self.vector_words is None
-            else [self.vector_words.encode([t.lower() for t in s]) for s in sentences],
+            else [self.vector_words.encode([self._vector_form(t) for t in s]) for s in sentences],
         )
 
     def _batches(
@@ -178,6 +183,7 @@ class SequenceTagger:
         )
         self.chars = Vocab.build((list(t) for s in sentences for t in s), 1, 1000)
         self.vector_words = None if vectors is None else Vocab([PAD, UNK, *vectors.words])
+        self.vector_cased = vectors is not None and vectors.cased
         config = replace(
             self.spec.model,
             vocab_size=len(self.words),
@@ -301,6 +307,7 @@ class SequenceTagger:
                 "tags": list(self.tags),
                 "scheme": self.scheme,
                 "vector_words": [] if self.vector_words is None else list(self.vector_words.itos),
+                "vector_cased": self.vector_cased,
                 "state_dict": cpu_state(self.model),
                 "member_state_dicts": [cpu_state(m) for m in self.members[1:]],
             },
@@ -314,6 +321,7 @@ class SequenceTagger:
         tagger.tags, tagger.scheme = list(payload["tags"]), str(payload["scheme"])
         if payload.get("vector_words"):
             tagger.vector_words = Vocab(payload["vector_words"])
+            tagger.vector_cased = bool(payload.get("vector_cased", False))
         states = [payload["state_dict"], *payload.get("member_state_dicts", [])]
         if len(states) != tagger.spec.seeds:
             raise ArtifactError(f"{path}: {len(states)} members, its spec says {tagger.spec.seeds}")

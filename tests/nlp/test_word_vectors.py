@@ -131,3 +131,39 @@ def test_classifier_with_vectors_round_trips(tmp_path: Path) -> None:
     loaded = TextClassifier.load(clf.save(tmp_path / "clf.pt"))
     unseen = ["a zebra sleeps", "dog", ""]
     np.testing.assert_allclose(loaded.predict_proba(unseen), clf.predict_proba(unseen))
+
+
+def test_cased_vectors_keep_a_row_per_spelling_and_the_tagger_looks_them_up(
+    tmp_path: Path,
+) -> None:
+    data = _tiny_counts(tmp_path / "counts")
+    with (data / "count_2w.txt").open("a") as fh:  # "Plum" the name, "plum" the fruit
+        fh.write("Mr Plum\t500\nPlum said\t400\nMr Monday\t20\n")
+    with (data / "count_1w.txt").open("a") as fh:
+        fh.write("Mr\t9000\nsaid\t8000\nPlum\t700\n")
+    config = VectorConfig(dim=3, contexts=20, min_contexts=1, cased=True)
+    cased = build_word_vectors(config, data)
+    lower = build_word_vectors(VectorConfig(dim=3, contexts=20, min_contexts=1), data)
+    assert "Plum" in cased.words and "plum" in cased.words and "Plum" not in lower.words
+    assert cased.form("Plum") == "Plum" and cased.form("Tuesday") == "tuesday"  # unknown case
+    assert lower.form("Plum") == "plum"
+    assert not np.allclose(cased.vector("Plum"), cased.vector("plum"))  # type: ignore[arg-type]
+    assert load_word_vectors(tmp_path / "cache", config, data).cased is True
+    assert load_word_vectors(tmp_path / "cache", config, tmp_path / "none").cased is True
+    assert config.key() != VectorConfig(dim=3, contexts=20, min_contexts=1).key()
+    sentences = [["Mr", "Plum", "said"], ["the", "plum", "pie"]] * 4
+    tags = [["PROPN", "PROPN", "VERB"], ["DET", "NOUN", "NOUN"]] * 4
+    tagger = SequenceTagger(
+        TaggerSpec(
+            model=BiLSTMTaggerConfig(embedding_dim=8, hidden_size=8, char_channels=4),
+            train=TextTrainConfig(max_epochs=2, batch_size=4),
+        )
+    )
+    tagger.fit(sentences, tags, sentences[:2], tags[:2], vectors=cased)
+    words = tagger.vector_words
+    assert words is not None
+    ids = tagger._encode([["Plum", "plum", "Tuesday"]], None).vec
+    assert ids == [[words.stoi["Plum"], words.stoi["plum"], words.stoi["tuesday"]]]
+    loaded = SequenceTagger.load(tagger.save(tmp_path / "tagger.pt"))
+    assert loaded.vector_cased is True
+    assert loaded.predict([["Mr", "Plum"]]) == tagger.predict([["Mr", "Plum"]])
