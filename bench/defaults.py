@@ -159,7 +159,7 @@ def spec_from(derived: defaults.DerivedSettings, hidden: int) -> ForecasterSpec:
             max_epochs=v["max_epochs"], batch_size=v["batch_size"],
             learning_rate=v["learning_rate"], patience=v["patience"],
             windows_per_epoch=v["windows_per_epoch"], lr_schedule=v["lr_schedule"],
-            loss_scale=v["loss_scale"],
+            loss_scale=v["loss_scale"], restore=v.get("restore", "best"),
         ),
         panel=PanelConfig(val_size=v["val_size"], test_size=v["test_size"]),
         season_length=v["season_length"],
@@ -183,6 +183,7 @@ def rule_sets(frame: Frame, freq: str, horizon: int) -> dict[str, dict[str, obje
     epochs = int(base["max_epochs"]) * 5 // 2
     sets["derived+2.5x-steps"] = {"max_epochs": epochs, "patience": epochs}
     sets["derived+plateau"] = {"lr_schedule": "plateau"}
+    sets["derived+last"] = {"restore": "last"}  # the last epoch's weights, not the best's
     return sets
 
 

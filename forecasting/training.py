@@ -206,7 +206,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     quantiles: Sequence[float] = (),
 ) -> TrainResult:
-    """Train ``model`` in place and restore its best-validation weights.
+    """Train ``model`` in place; end with its best-validation weights (``config.restore``).
 
     Args:
         quantiles: the model's output quantile levels (pinball loss); empty for point models.
@@ -332,7 +332,8 @@ def fit(
         if val_loss < result.best_val_loss:
             result.best_val_loss = val_loss
             result.best_epoch = epoch
-            best_state = copy.deepcopy(model.state_dict())
+            if config.restore == "best":
+                best_state = copy.deepcopy(model.state_dict())
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -343,7 +344,7 @@ def fit(
             result.stopped_by_budget = True
             break
 
-    if best_state is not None:
+    if best_state is not None and config.restore == "best":
         model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - t0

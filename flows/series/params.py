@@ -73,6 +73,9 @@ class ModelGroup(BaseModel):
     attributes: list[str] = Field(default_factory=list, description="from series_attributes")
     embed_series: int = Field(0, ge=0, le=256, description="series embedding size (0: off)")
     lr_schedule: Literal["plateau", "onecycle"] = "plateau"
+    restore: Literal["best", "last"] = Field(
+        "best", description="end with the best-validation epoch's weights, or the last epoch's"
+    )
     processes: int | None = Field(
         None, ge=1, le=64, description="DDP processes via torchrun (None: one per GPU if several)"
     )
@@ -165,6 +168,7 @@ class ModelGroup(BaseModel):
                 patience=self.patience,
                 windows_per_epoch=self.windows_per_epoch,
                 lr_schedule=self.lr_schedule,
+                restore=self.restore,
                 loss_scale=self.loss_scale,
                 seed=self.seed,
                 time_budget_s=self.train_minutes and self.train_minutes * 60 / self._fits,

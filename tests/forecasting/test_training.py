@@ -159,3 +159,30 @@ def test_the_time_budget_is_honoured_within_ten_percent(glucose: pd.DataFrame) -
 def test_a_time_budget_must_be_positive() -> None:
     with pytest.raises(ValueError, match="time_budget_s must be > 0"):
         TrainConfig(time_budget_s=0)
+
+
+@pytest.mark.parametrize("restore", ["best", "last"])
+def test_restore_ends_with_the_best_or_the_last_epochs_weights(restore: str) -> None:
+    spec = WindowSpec(12, 3)
+    values = np.random.default_rng(1).normal(0, 1, 300)  # noise: validation peaks by chance
+    torch.manual_seed(0)
+    model = LSTMForecaster(
+        RecurrentForecasterConfig(window=12, horizon=3, hidden_size=32, num_layers=1)
+    )
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(epoch: int, metrics: dict[str, float]) -> None:
+        snapshots[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    cfg = TrainConfig(
+        max_epochs=6, batch_size=16, windows_per_epoch=None, learning_rate=2e-2, patience=6,
+        restore=restore,  # type: ignore[arg-type]
+    )  # fmt: skip
+    result = fit(model, _data(values, spec), cfg, [keep])
+    assert len(result.history) == 6 and result.best_epoch < 6  # the case that matters
+    best = min(result.history, key=lambda h: h["val_loss"])
+    assert result.best_epoch == int(best["epoch"])  # reported either way
+    expected = snapshots[result.best_epoch if restore == "best" else 6]
+    torch.testing.assert_close(model.state_dict(), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="restore must be best or last"):
+        TrainConfig(restore="first")  # type: ignore[arg-type]
