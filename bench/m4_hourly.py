@@ -116,6 +116,7 @@ def train_model(
         "fit_s": t1 - t0,
         "predict_s": t2 - t1,
         "epochs": float(len(result.history)),
+        "best_epoch": float(result.best_epoch),
         "windows_seen": float(result.windows_seen),
         "threads": float(args.threads),
     }
