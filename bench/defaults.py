@@ -184,6 +184,7 @@ def rule_sets(frame: Frame, freq: str, horizon: int) -> dict[str, dict[str, obje
     sets["derived+2.5x-steps"] = {"max_epochs": epochs, "patience": epochs}
     sets["derived+plateau"] = {"lr_schedule": "plateau"}
     sets["derived+last"] = {"restore": "last"}  # the last epoch's weights, not the best's
+    sets["derived+significant"] = {"restore": "significant"}
     return sets
 
 

@@ -29,6 +29,18 @@ def forecast_loss(
         x: [B, W] the inputs, for ``scale="window"`` (divide by each input's std).
         point_loss: ``mae``, ``mse`` or ``huber`` (ignored when ``quantiles`` is given).
     """
+    return step_losses(pred, y, x, point_loss, scale, quantiles).mean()
+
+
+def step_losses(
+    pred: torch.Tensor,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    point_loss: str,
+    scale: str,
+    quantiles: Sequence[float] = (),
+) -> torch.Tensor:
+    """:func:`forecast_loss` before the mean: [B, H], one loss per window and step."""
     if quantiles:
         per = pinball(pred, y, quantiles).mean(-1)  # [B, H]
     elif point_loss == "mse":
@@ -39,4 +51,4 @@ def forecast_loss(
         per = F.l1_loss(pred[..., 0], y, reduction="none")
     if scale == "window":
         per = per / (x.std(dim=1, keepdim=True) + 1e-3)
-    return per.mean()
+    return per

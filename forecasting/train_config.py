@@ -27,7 +27,9 @@ class TrainConfig:
             gradient scaler). Validation and prediction always run in fp32.
         restore: the weights ``fit`` ends with: ``best``, those of the epoch with the lowest
             validation loss; ``last``, those of the last epoch trained (a one-cycle schedule
-            anneals to them; a short validation part picks an epoch by noise).
+            anneals to them; a short validation part picks an epoch by noise);
+            ``significant``, the best epoch's only when its validation windows beat the last
+            epoch's by more than two standard errors of the paired difference, else the last.
         time_budget_s: wall-clock seconds :func:`~forecasting.training.fit` may take (None:
             no limit): it ends the epoch under way early when the next step and a validation
             would pass it, validates, and stops (``TrainResult.stopped_by_budget``).
@@ -49,7 +51,7 @@ class TrainConfig:
     device: str | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     time_budget_s: float | None = None
-    restore: Literal["best", "last"] = "best"
+    restore: Literal["best", "last", "significant"] = "best"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_NAMES:
@@ -65,8 +67,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be plateau or onecycle, got {self.lr_schedule!r}")
         if self.loss_scale not in ("none", "window"):
             raise ValueError(f"loss_scale must be none or window, got {self.loss_scale!r}")
-        if self.restore not in ("best", "last"):
-            raise ValueError(f"restore must be best or last, got {self.restore!r}")
+        if self.restore not in ("best", "last", "significant"):
+            raise ValueError(f"restore must be best, last or significant, got {self.restore!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.learning_rate <= 0 or self.clip_norm <= 0:

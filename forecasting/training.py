@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from forecasting.device import AUTOCAST_DTYPES, pick_device, training_precision
-from forecasting.losses import forecast_loss
+from forecasting.losses import forecast_loss, step_losses
 from forecasting.train_config import TrainConfig
 from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
@@ -61,6 +61,7 @@ class TrainResult:
     grad_norms: list[float] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
+    kept_epoch: int = 0  # whose weights the model ends with (TrainConfig.restore)
     stopped_early: bool = False
     stopped_by_budget: bool = False
     device: str = "cpu"
@@ -149,19 +150,27 @@ def evaluate_loss(
     starts: torch.Tensor,
     config: TrainConfig,
     quantiles: Sequence[float] = (),
-) -> float:
-    """Mean training loss over the windows at ``starts`` (eval mode, fp32: early stopping and
-    the best checkpoint are chosen on the numbers the model will predict with)."""
+) -> tuple[float, torch.Tensor]:
+    """Mean training loss over the windows at ``starts``, and each window's (eval mode, fp32:
+    early stopping and the kept checkpoint are chosen on what the model will predict with)."""
     model.eval()
-    total, count = 0.0, 0
+    total, count, windows = 0.0, 0, []
     size = config.batch_size * 4
     for i in range(0, len(starts), size):
         b = data.batch(starts[i : i + size])
-        pred = model(b.x, b.cov, b.series)
-        loss = forecast_loss(pred.float(), b.y, b.x, config.loss, config.loss_scale, quantiles)
-        total += float(loss) * len(b.x)
+        pred = model(b.x, b.cov, b.series).float()
+        per = step_losses(pred, b.y, b.x, config.loss, config.loss_scale, quantiles)
+        total += float(per.mean()) * len(b.x)
         count += len(b.x)
-    return total / max(count, 1)
+        windows.append(per.mean(1).double().cpu())
+    return total / max(count, 1), torch.cat(windows) if windows else torch.zeros(0)
+
+
+def clearly_better(best: torch.Tensor, last: torch.Tensor) -> bool:
+    """Whether the best epoch's validation windows beat the last epoch's by more than two
+    standard errors of their paired difference (``restore="significant"``)."""
+    d = last - best
+    return len(d) > 1 and float(d.mean()) > 2 * float(d.std()) / math.sqrt(len(d))
 
 
 def train_step(
@@ -267,6 +276,7 @@ def fit(
     val_starts = _val_subset(data.val_starts, config.max_val_windows)
     result = TrainResult(device=str(device), precision=precision, world_size=world)
     best_state: dict[str, torch.Tensor] | None = None
+    best_windows = windows = torch.zeros(0)  # per-window validation losses
     bad_epochs = skipped_run = 0
     t0 = time.perf_counter()
     budget = Budget(t0, config.time_budget_s, len(val_starts) / config.batch_size)
@@ -311,7 +321,7 @@ def fit(
         result.grad_norms.extend(norms.tolist())
         result.windows_seen += min(per_epoch, len(losses) * config.batch_size)
         with budget.validating():
-            val_loss = evaluate_loss(model, data, val_starts, config, quantiles)
+            val_loss, windows = evaluate_loss(model, data, val_starts, config, quantiles)
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"epoch {epoch}: validation loss is {val_loss}")
         metrics = {
@@ -332,8 +342,8 @@ def fit(
         if val_loss < result.best_val_loss:
             result.best_val_loss = val_loss
             result.best_epoch = epoch
-            if config.restore == "best":
-                best_state = copy.deepcopy(model.state_dict())
+            if config.restore != "last":
+                best_state, best_windows = copy.deepcopy(model.state_dict()), windows
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -344,7 +354,11 @@ def fit(
             result.stopped_by_budget = True
             break
 
-    if best_state is not None and config.restore == "best":
+    keep_last = config.restore == "last" or (
+        config.restore == "significant" and not clearly_better(best_windows, windows)
+    )
+    result.kept_epoch = len(result.history) if keep_last else result.best_epoch
+    if best_state is not None and not keep_last:
         model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - t0

@@ -73,8 +73,10 @@ class ModelGroup(BaseModel):
     attributes: list[str] = Field(default_factory=list, description="from series_attributes")
     embed_series: int = Field(0, ge=0, le=256, description="series embedding size (0: off)")
     lr_schedule: Literal["plateau", "onecycle"] = "plateau"
-    restore: Literal["best", "last"] = Field(
-        "best", description="end with the best-validation epoch's weights, or the last epoch's"
+    restore: Literal["best", "last", "significant"] = Field(
+        "best",
+        description="end with the best-validation epoch's weights, the last epoch's, or the "
+        "best's only when clearly better than the last (two standard errors)",
     )
     processes: int | None = Field(
         None, ge=1, le=64, description="DDP processes via torchrun (None: one per GPU if several)"

@@ -10,7 +10,7 @@ import torch
 from forecasting.forecaster import ForecasterSpec, GlobalForecaster
 from forecasting.models import LSTMForecaster, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
-from forecasting.training import TrainConfig, TrainingDiverged, WindowData, fit
+from forecasting.training import TrainConfig, TrainingDiverged, WindowData, clearly_better, fit
 from forecasting.windows import WindowIndex, WindowSpec
 
 
@@ -161,7 +161,7 @@ def test_a_time_budget_must_be_positive() -> None:
         TrainConfig(time_budget_s=0)
 
 
-@pytest.mark.parametrize("restore", ["best", "last"])
+@pytest.mark.parametrize("restore", ["best", "last", "significant"])
 def test_restore_ends_with_the_best_or_the_last_epochs_weights(restore: str) -> None:
     spec = WindowSpec(12, 3)
     values = np.random.default_rng(1).normal(0, 1, 300)  # noise: validation peaks by chance
@@ -182,7 +182,18 @@ def test_restore_ends_with_the_best_or_the_last_epochs_weights(restore: str) -> 
     assert len(result.history) == 6 and result.best_epoch < 6  # the case that matters
     best = min(result.history, key=lambda h: h["val_loss"])
     assert result.best_epoch == int(best["epoch"])  # reported either way
-    expected = snapshots[result.best_epoch if restore == "best" else 6]
-    torch.testing.assert_close(model.state_dict(), expected, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="restore must be best or last"):
+    kept = {"best": result.best_epoch, "last": 6}.get(restore, result.kept_epoch)
+    assert result.kept_epoch == kept and kept in (result.best_epoch, 6)
+    torch.testing.assert_close(model.state_dict(), snapshots[kept], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="restore must be best, last or significant"):
         TrainConfig(restore="first")  # type: ignore[arg-type]
+
+
+def test_an_earlier_epoch_is_restored_only_when_clearly_better() -> None:
+    rng = torch.Generator().manual_seed(0)
+    last = torch.rand(400, generator=rng, dtype=torch.float64)
+    noise = 0.05 * torch.randn(400, generator=rng, dtype=torch.float64)
+    assert clearly_better(last - 0.05 + noise, last)  # better on average by 2 %: 20 SEs
+    assert not clearly_better(last - 0.001 + noise, last)  # 0.4 SE: noise
+    assert not clearly_better(last + 0.05 + noise, last)  # worse
+    assert not clearly_better(last[:1] - 1, last[:1])  # one window: no standard error
