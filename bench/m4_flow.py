@@ -70,6 +70,7 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
         "val_size": HORIZON,
         "test_size": HORIZON,  # ModelGroup: at least one horizon
         "max_fill": 0,
+        "restore": args.restore,
     }
 
 
@@ -216,6 +217,7 @@ def direct_path(settings: dict[str, Any], train: dict[str, np.ndarray]) -> dict[
         "predict_s": t2 - t1,
         "epochs": float(len(result.history)),
         "best_epoch": float(result.best_epoch),
+        "kept_epoch": float(result.kept_epoch),
     }
 
 
@@ -244,6 +246,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--path", choices=("both", "flow", "direct"), default="both")
+    parser.add_argument(
+        "--restore", choices=("best", "last", "significant"), default="best",
+        help="the weights training ends with (TrainConfig.restore)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="project directory (default: a new temp)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "m4_flow.json")
     return parser.parse_args()

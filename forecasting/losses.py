@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -52,3 +53,10 @@ def step_losses(
     if scale == "window":
         per = per / (x.std(dim=1, keepdim=True) + 1e-3)
     return per
+
+
+def clearly_better(best: torch.Tensor, last: torch.Tensor) -> bool:
+    """Whether the best epoch's per-window validation losses beat the last epoch's by more
+    than two standard errors of their paired difference (``TrainConfig.restore``)."""
+    d = last - best
+    return len(d) > 1 and float(d.mean()) > 2 * float(d.std()) / math.sqrt(len(d))

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from forecasting.device import AUTOCAST_DTYPES, pick_device, training_precision
-from forecasting.losses import forecast_loss, step_losses
+from forecasting.losses import clearly_better, forecast_loss, step_losses
 from forecasting.train_config import TrainConfig
 from forecasting.windows import Batch, WindowIndex, WindowSpec, epoch_windows, gather_batch
 
@@ -164,13 +164,6 @@ def evaluate_loss(
         count += len(b.x)
         windows.append(per.mean(1).double().cpu())
     return total / max(count, 1), torch.cat(windows) if windows else torch.zeros(0)
-
-
-def clearly_better(best: torch.Tensor, last: torch.Tensor) -> bool:
-    """Whether the best epoch's validation windows beat the last epoch's by more than two
-    standard errors of their paired difference (``restore="significant"``)."""
-    d = last - best
-    return len(d) > 1 and float(d.mean()) > 2 * float(d.std()) / math.sqrt(len(d))
 
 
 def train_step(

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from forecasting.forecaster import ForecasterSpec, GlobalForecaster
+from forecasting.losses import clearly_better
 from forecasting.models import LSTMForecaster, RecurrentForecasterConfig
 from forecasting.panel import PanelConfig
-from forecasting.training import TrainConfig, TrainingDiverged, WindowData, clearly_better, fit
+from forecasting.training import TrainConfig, TrainingDiverged, WindowData, fit
 from forecasting.windows import WindowIndex, WindowSpec
 
 
