@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                 "history": result.history,
                 "grad_norms": result.grad_norms,
                 "best_epoch": result.best_epoch,
+                "kept_epoch": result.kept_epoch,
                 "world_size": result.world_size,
                 "device": result.device,
                 "precision": result.precision,

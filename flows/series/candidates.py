@@ -169,6 +169,7 @@ def _finish_candidate(
     metrics = backtest_metrics(bt)
     metrics.update(
         best_epoch=float(result.best_epoch),
+        kept_epoch=float(result.kept_epoch),  # whose weights it has (TrainConfig.restore)
         epochs_run=float(len(result.history)),
         train_seconds=result.seconds,
         windows_per_second=result.windows_seen / max(result.seconds, 1e-9),

@@ -62,7 +62,9 @@ def refit_champion(
         return record_refit_failure(client, group.registered_model, decision, why)
     selected = client.get_run(best.run_id).data.metrics
     evidence = {k: v for k, v in selected.items() if k.startswith(HOLDOUT_METRICS)}
-    best_epoch = int(selected.get("best_epoch", best.forecaster.spec.train.max_epochs))
+    # The epoch whose weights the selected run kept (its best one, unless restore kept another).
+    epochs = best.forecaster.spec.train.max_epochs
+    best_epoch = int(selected.get("kept_epoch", selected.get("best_epoch", epochs)))
     run_tags = {**tags, "cell": best.cell, REFIT_OF_RUN: best.run_id, "refit.mode": REFIT_MODE}
     with child_run(parent_run_id, f"{group.name}-{best.cell}-refit", run_tags) as run:
         run_id = run.info.run_id

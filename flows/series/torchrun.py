@@ -98,6 +98,7 @@ def fit_with_torchrun(
         history=info["history"],
         grad_norms=info["grad_norms"],
         best_epoch=info["best_epoch"],
+        kept_epoch=info.get("kept_epoch", info["best_epoch"]),
         best_val_loss=min((h["val_loss"] for h in info["history"]), default=float("inf")),
         device=info["device"],
         seconds=info["seconds"],
