@@ -19,7 +19,7 @@ from nlp.models.classifier import LSTMClassifier, LSTMClassifierConfig
 from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit_members, to_device
 from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, tokenize
 from nlp.voting import mean_probabilities
-from nlp.word_vectors import WordVectors, vector_table
+from nlp.word_vectors import WordVectors, seeded_model
 
 ARTIFACT_FORMAT = "seqcast-text-classifier/1"
 POSITIVE_NAMES = ("1", "pos", "positive", "fresh")
@@ -153,12 +153,7 @@ class TextClassifier:
         self.spec = replace(self.spec, model=config)
 
         def build(seed: int) -> nn.Module:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                model = LSTMClassifier(config)
-            if vectors is not None and model.vectors is not None:
-                model.vectors.weight.data = vector_table(vectors)
-            return model
+            return seeded_model(lambda: LSTMClassifier(config), seed, vectors)
 
         train_ids, y = self.encode(texts), self._label_ids(labels)
         vec = self._encode_vectors(texts)

@@ -21,7 +21,7 @@ from nlp.models.tagger import BiLSTMTagger, BiLSTMTaggerConfig
 from nlp.training import Batch, Callback, TextTrainConfig, TrainResult, fit_members, to_device
 from nlp.vocab import PAD, UNK, UNK_ID, Vocab, VocabConfig, case_feature
 from nlp.voting import vote_tags
-from nlp.word_vectors import WordVectors, vector_table
+from nlp.word_vectors import WordVectors, seeded_model
 
 ARTIFACT_FORMAT = "seqcast-sequence-tagger/1"
 _DIGITS = re.compile(r"\d")
@@ -195,12 +195,7 @@ class SequenceTagger:
         self.spec = replace(self.spec, model=config)
 
         def build(seed: int) -> nn.Module:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                model = BiLSTMTagger(config)
-            if vectors is not None and model.vectors is not None:
-                model.vectors.weight.data = vector_table(vectors)
-            return model
+            return seeded_model(lambda: BiLSTMTagger(config), seed, vectors)
 
         train = self._encode(sentences, tags)
         singletons = {self.words.stoi[w] for w, c in counts.items() if c == 1 and w in self.words}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -201,6 +201,20 @@ def load_word_vectors(
     np.savez(tmp, words=np.array(vectors.words), vectors=vectors.vectors, cased=vectors.cased)
     tmp.replace(path)
     return vectors
+
+
+def seeded_model(
+    factory: Callable[[], torch.nn.Module], seed: int, vectors: WordVectors | None
+) -> torch.nn.Module:
+    """``factory()`` initialised under ``seed`` (the global RNG left as it was), with its frozen
+    ``vectors`` embedding (if it has one) holding :func:`vector_table`."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = factory()
+    table = getattr(model, "vectors", None)
+    if vectors is not None and table is not None:
+        table.weight.data = vector_table(vectors)
+    return model
 
 
 def vector_table(vectors: WordVectors) -> torch.Tensor:
