@@ -11,7 +11,8 @@ it trains on the whole training series and scores on that file.
 Prints sMAPE, MASE (m=24) and OWA (the mean of sMAPE and MASE relative to Naive2, as in M4)
 for each model, the ensemble of its seeds, and the LSTM+GRU ensemble, with fit and predict
 time, and writes them to bench/results/m4_hourly.json. ``--members`` names models that may
-differ in cell, window (``wN``), seed (``sN``) and loss, and scores each, their median, and
+differ in cell, window (``wN``), seed (``sN``), loss, hidden size (``hN``) and epochs
+(``eN``), and scores each, their median, and
 the median of every subset of two or more (up to ``MAX_SUBSET_MEMBERS`` members).
 """
 
@@ -39,7 +40,7 @@ from forecasting.train_config import LOSS_NAMES
 from forecasting.training import TrainConfig
 
 HORIZON, SEASON = 48, 24
-DEFAULT_WINDOW, DEFAULT_LOSS = 336, "mae"
+DEFAULT_WINDOW, DEFAULT_LOSS, DEFAULT_HIDDEN, DEFAULT_EPOCHS = 336, "mae", 128, 15
 MAX_SUBSET_MEMBERS = 10  # 1,013 subsets; beyond that the listing stops being readable
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRAIN = ROOT.parent / "shared" / "data" / "m4" / "Hourly-train.csv"
@@ -73,32 +74,43 @@ def mase(insample: np.ndarray, y: np.ndarray, f: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Member:
-    """One model of an ensemble: its cell, input window, seed and training loss."""
+    """One model of an ensemble: its cell, input window, seed, loss, hidden size and epochs."""
 
     cell: str
     window: int
     seed: int
     loss: str = DEFAULT_LOSS
+    hidden: int = DEFAULT_HIDDEN
+    epochs: int = DEFAULT_EPOCHS
+
+    @property
+    def _size(self) -> str:
+        """``-h64``, ``-e30``, both or nothing: hidden size and epochs where not the default."""
+        hidden = "" if self.hidden == DEFAULT_HIDDEN else f"-h{self.hidden}"
+        return hidden + ("" if self.epochs == DEFAULT_EPOCHS else f"-e{self.epochs}")
 
     @property
     def label(self) -> str:
         loss = "" if self.loss == DEFAULT_LOSS else f" {self.loss}"
-        return f"{self.cell} w{self.window} s{self.seed}{loss}"
+        size = self._size.replace("-", " ")
+        return f"{self.cell} w{self.window}{size} s{self.seed}{loss}"
 
     @property
     def cache_name(self) -> str:
-        """``{cell}-seed{seed}.npz`` for the default window and loss (the names runs before
-        ``--members`` wrote), else with the window and any other loss in the name."""
-        if self.window == DEFAULT_WINDOW and self.loss == DEFAULT_LOSS:
+        """``{cell}-seed{seed}.npz`` for the default settings (the names runs before
+        ``--members`` wrote), else with the window and whatever else differs in the name."""
+        if (self.window, self.loss, self._size) == (DEFAULT_WINDOW, DEFAULT_LOSS, ""):
             return f"{self.cell}-seed{self.seed}.npz"
         loss = "" if self.loss == DEFAULT_LOSS else f"-{self.loss}"
-        return f"{self.cell}-w{self.window}-seed{self.seed}{loss}.npz"
+        return f"{self.cell}-w{self.window}{self._size}-seed{self.seed}{loss}.npz"
 
 
-def parse_member(text: str, window: int) -> Member:
-    """``cell[:wWINDOW][:sSEED][:LOSS]`` (or the older ``cell:SEED``) -> Member.
+def parse_member(
+    text: str, window: int, hidden: int = DEFAULT_HIDDEN, epochs: int = DEFAULT_EPOCHS
+) -> Member:
+    """``cell[:wWINDOW][:sSEED][:LOSS][:hHIDDEN][:eEPOCHS]`` (or the older ``cell:SEED``).
 
-    Unnamed parts default to ``window``, seed 0 and the MAE loss.
+    Unnamed parts default to ``window``, seed 0, the MAE loss, ``hidden`` and ``epochs``.
     """
     cell, *parts = text.strip().split(":")
     seed, loss = 0, DEFAULT_LOSS
@@ -109,14 +121,18 @@ def parse_member(text: str, window: int) -> Member:
             seed = int(part[1:])
         elif part[:1] == "w" and part[1:].isdigit():
             window = int(part[1:])
+        elif part[:1] == "h" and part[1:].isdigit():
+            hidden = int(part[1:])
+        elif part[:1] == "e" and part[1:].isdigit():
+            epochs = int(part[1:])
         elif part in LOSS_NAMES:
             loss = part
         else:
             raise SystemExit(
-                f"member {text!r}: cannot read {part!r}; use cell[:wWINDOW][:sSEED][:LOSS] "
-                f"with LOSS one of {', '.join(LOSS_NAMES)}, e.g. gru:w504:s0"
+                f"member {text!r}: cannot read {part!r}; use cell[:wWINDOW][:sSEED][:LOSS]"
+                f"[:hHIDDEN][:eEPOCHS] with LOSS one of {', '.join(LOSS_NAMES)}, e.g. gru:w504:s0"
             )
-    return Member(cell, window, seed, loss)
+    return Member(cell, window, seed, loss, hidden, epochs)
 
 
 def spec_for(member: Member, args: argparse.Namespace) -> ForecasterSpec:
@@ -125,7 +141,7 @@ def spec_for(member: Member, args: argparse.Namespace) -> ForecasterSpec:
             cell=member.cell,  # type: ignore[arg-type]
             window=member.window,
             horizon=HORIZON,
-            hidden_size=args.hidden,
+            hidden_size=member.hidden,
             num_layers=2,
             dropout=0.1,
             normalize="window",  # each window standardised by its own mean and std
@@ -133,14 +149,14 @@ def spec_for(member: Member, args: argparse.Namespace) -> ForecasterSpec:
             seasonal_skip=168,  # the output corrects the same hours one week earlier
         ),
         train=TrainConfig(
-            max_epochs=args.epochs,
+            max_epochs=member.epochs,
             windows_per_epoch=args.windows_per_epoch,
             batch_size=256,
             learning_rate=3e-3,
             lr_schedule="onecycle",
             loss=member.loss,  # type: ignore[arg-type]
             loss_scale="window",
-            patience=args.epochs,  # one-cycle runs its whole schedule
+            patience=member.epochs,  # one-cycle runs its whole schedule
             seed=member.seed,
         ),
         panel=PanelConfig(max_fill=0, test_size=0, val_size=HORIZON),
@@ -292,23 +308,26 @@ def main() -> None:
     plan = [
         (c.split(":")[0], int(c.split(":")[1]) if ":" in c else 1) for c in args.cells.split(",")
     ]
-    members = (
-        [parse_member(m, args.window) for m in args.members.split(",")] if args.members else []
-    )
+    defaults = (args.window, args.hidden, args.epochs)
+
+    def cell_member(cell: str, seed: int) -> Member:
+        return parse_member(f"{cell}:s{seed}", *defaults)
+
+    members: list[Member] = []
     if args.members:
-        plan = []
+        members, plan = [parse_member(m, *defaults) for m in args.members.split(",")], []
     if args.train_only:
         if not args.cache:
             raise SystemExit("--train-only needs --cache")
-        members, plan = [parse_member(args.train_only, args.window)], []
+        members, plan = [parse_member(args.train_only, *defaults)], []
     shortest = min(len(v) for v in train.values())
-    check_members(members or [Member(c, args.window, 0) for c, _ in plan], args, shortest)
+    check_members(members or [cell_member(c, 0) for c, _ in plan], args, shortest)
     if args.train_only:
         train_model(members[0], args, frame, freqs, ids)
         return
     for cell, n_seeds in plan:
         for seed in range(n_seeds):
-            fc, timing = train_model(Member(cell, args.window, seed), args, frame, freqs, ids)
+            fc, timing = train_model(cell_member(cell, seed), args, frame, freqs, ids)
             per_cell.setdefault(cell, []).append(fc)
             rows[f"{cell} seed {seed}"] = {**score(fc), **timing}
             print(f"{cell} seed {seed}: {rows[f'{cell} seed {seed}']}", flush=True)

@@ -42,3 +42,11 @@ def test_member_ensembles_score_the_median_of_all_and_of_each_proper_subset() ->
     assert rows["median of all 3"]["smape"] == 1.0
     assert rows["median of all 3"]["fit_s"] == 30.0
     assert rows["median of gru w336 s0 + gru w336 s2"]["smape"] == 2.5
+
+
+def test_hidden_size_and_epochs_name_their_cache_file_only_when_not_the_default() -> None:
+    member = parse_member("gru:w168:h64:e30:s2", 336)
+    assert member == Member("gru", 168, 2, "mae", hidden=64, epochs=30)
+    assert member.cache_name == "gru-w168-h64-e30-seed2.npz"
+    assert member.label == "gru w168 h64 e30 s2"
+    assert parse_member("gru:1", 336, hidden=128, epochs=15).cache_name == "gru-seed1.npz"
