@@ -237,12 +237,7 @@ def _training(take: _Taker, n_windows: int) -> None:
     epochs = min(100, max(5, math.ceil(STEPS_TARGET / steps)))
     epochs = take("max_epochs", epochs, f"about {STEPS_TARGET} steps at {steps} per epoch")
     why = "one-cycle runs its whole schedule" if cycle else "3 stalled epochs"
-    take("patience", epochs if cycle else 3, why)
-    take(
-        "restore",
-        *(("significant", "the annealed last epoch, unless an earlier one is clearly better")
-          if cycle else ("best", "the best validation epoch")),
-    )  # fmt: skip
+    take("patience", epochs if cycle else 3, why + "; best epoch restored")
 
 
 def derive_settings(
